@@ -1,0 +1,34 @@
+/**
+ * The catalog of every error code Ferry can report. `docs/errors.md` lists the
+ * same codes; `test/unit/error-catalog.test.ts` fails when the two drift.
+ *
+ * `exit` is the process exit code a command uses when this error ends it:
+ * 2 for bad input or configuration a user can fix, 1 for runtime failures.
+ */
+export const ERROR_CODES = {
+  FERRY_CONFIG_INVALID: { exit: 2, fix: 'Correct the field named in the message; `ferry check --config FILE` lists every problem at once.' },
+  FERRY_CONFIG_NOT_FOUND: { exit: 2, fix: 'Pass an existing file with --config.' },
+  FERRY_CONFIG_YAML: { exit: 2, fix: 'Fix the YAML syntax at the line shown.' },
+  FERRY_SECRET_UNRESOLVED: { exit: 2, fix: 'Export the environment variable or create the file the ${env:...}/${file:...} reference names.' },
+  FERRY_PLUGIN_UNKNOWN: { exit: 2, fix: 'Use one of the source or sink types listed in the message.' },
+  FERRY_MAPPING_INVALID: { exit: 2, fix: 'Correct the mapping file at the line shown; see docs/mappings.md.' },
+  FERRY_CONTRACT_INVALID: { exit: 2, fix: 'The contract must be a valid JSON Schema; see docs/mappings.md.' },
+  FERRY_CONTRACT_VIOLATION: { exit: 1, fix: 'Fix the source data or the mapping, then `ferry dlq replay`.' },
+  FERRY_MAPPING_NO_MATCH: { exit: 1, fix: 'Add a mapping whose `match` covers this record, then `ferry dlq replay`.' },
+  FERRY_INPUT_UNREADABLE: { exit: 1, fix: 'Check the file format and encoding settings of the source; the file was moved to the errors folder.' },
+  FERRY_SOURCE_UNAVAILABLE: { exit: 1, fix: 'Check that the source system is reachable and the credentials are right; Ferry retries with backoff.' },
+  FERRY_SOURCE_POSITION_LOST: { exit: 1, fix: 'The saved position no longer exists at the source; re-snapshot with `ferry snapshot PIPELINE` or set `snapshot: when_needed`.' },
+  FERRY_SOURCE_NOT_READ_ONLY: { exit: 2, fix: 'Revoke the write privileges named in the message, or set `requireReadOnly: false`.' },
+  FERRY_SINK_RETRYABLE: { exit: 1, fix: 'The target failed temporarily; Ferry retries with backoff.' },
+  FERRY_SINK_PERMANENT: { exit: 1, fix: 'The target rejected the event; see the dead-letter entry, fix, then `ferry dlq replay`.' },
+  FERRY_SINK_RETRIES_EXHAUSTED: { exit: 1, fix: 'The target kept failing; fix it, then `ferry dlq replay`.' },
+  FERRY_QUEUE_UNAVAILABLE: { exit: 1, fix: 'Check that Redis is reachable at queue.redis, or omit it to use the embedded Redis.' },
+  FERRY_QUEUE_MISCONFIGURED: { exit: 1, fix: 'Set `maxmemory-policy noeviction` on the Redis server, as BullMQ requires.' },
+  FERRY_EMBEDDED_REDIS: { exit: 1, fix: 'Install redis-server (`apt-get install redis-server`) or configure queue.redis.' },
+  FERRY_PREFLIGHT_FAILED: { exit: 1, fix: 'Apply the fix printed beside each failed check.' },
+  FERRY_USAGE: { exit: 2, fix: 'See `ferry --help`.' },
+  FERRY_NOT_IMPLEMENTED: { exit: 2, fix: 'This command is not available in this version of Ferry.' },
+  FERRY_DLQ_NOT_FOUND: { exit: 2, fix: 'List entries with `ferry dlq list`.' },
+} as const satisfies Record<string, { exit: 1 | 2; fix: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
