@@ -1,0 +1,5 @@
+import { notImplemented } from './not-implemented.js';
+
+export async function run(_opts: Record<string, unknown>): Promise<number> {
+  notImplemented('rpa run', 'RPA sources come with the rpa source');
+}
