@@ -44,6 +44,14 @@ export interface SourceRecord {
   location: string;
   /** Source position attributes carried on the event (`ferryposition`) and in dead-letter entries. */
   position: string;
+  /**
+   * Set when the source could locate the record but not read its content (a
+   * malformed CSV row, an undecodable line): the framework sends it straight
+   * to the dead-letter queue with this reason, without mapping, and the good
+   * records around it keep flowing. `data` then holds what could be read
+   * (e.g. `{ _raw: "the line" }`).
+   */
+  invalid?: string;
 }
 
 /**
