@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Turn on MariaDB's row-based binlog for the mysql-cdc tests (and show the
+# settings an operator needs, see docs/sources/mysql-cdc.md).
+#
+# Runs as root on a brand-new machine (CI=true, no stdin) and again on a
+# machine where it already ran: it writes the config file, and restarts the
+# server only when the running server does not already have these settings.
+set -euo pipefail
+
+CONF_DIR=/etc/mysql/mariadb.conf.d
+CONF_FILE=$CONF_DIR/60-ferry-binlog.cnf
+MY_CNF=/etc/mysql/my.cnf
+START=(start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd)
+
+if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq mariadb-server mariadb-client
+fi
+
+mkdir -p "$CONF_DIR"
+cat >"$CONF_FILE" <<'EOF'
+# Written by Ferry's test setup (test/setup/services.d/30-mariadb.sh).
+# What the mysql-cdc source needs; see docs/sources/mysql-cdc.md.
+[mysqld]
+server_id                  = 1
+log_bin                    = mariadb-bin
+binlog_format              = ROW
+binlog_row_image           = FULL
+# column names and types in every TABLE_MAP event, so rows decode against
+# the columns of the time they were written, whatever DDL came after
+binlog_row_metadata        = FULL
+# keep a week of binlog: a reader that was down less than that resumes
+binlog_expire_logs_seconds = 604800
+EOF
+
+# Debian's my.cnf normally includes the folder; a stripped-down one may not.
+if [ -f "$MY_CNF" ] && ! grep -Eq "^\s*!includedir\s+$CONF_DIR/?\s*$" "$MY_CNF"; then
+  printf '\n!includedir %s/\n' "$CONF_DIR" >>"$MY_CNF"
+fi
+
+mysql_q() { mariadb -uroot -h127.0.0.1 -N -B -e "$1" 2>/dev/null; }
+
+wait_up() {
+  for _ in $(seq 1 120); do
+    if mysql_q 'SELECT 1' >/dev/null; then return 0; fi
+    sleep 0.5
+  done
+  echo "30-mariadb.sh: MariaDB did not answer within 60 s" >&2
+  tail -n 30 /var/log/mysql/error.log >&2 || true
+  return 1
+}
+
+settings_applied() {
+  [ "$(mysql_q "SELECT CONCAT(@@log_bin + 0, '/', @@binlog_format, '/', @@binlog_row_image, '/', @@binlog_row_metadata)")" = "1/ROW/FULL/FULL" ]
+}
+
+mkdir -p /run/mysqld /var/log/mysql
+chown mysql:mysql /run/mysqld /var/log/mysql 2>/dev/null || true
+
+if ! mysql_q 'SELECT 1' >/dev/null; then
+  "${START[@]}"
+  wait_up
+fi
+
+if settings_applied; then
+  echo "30-mariadb.sh: binlog already on (ROW, FULL image, FULL metadata)"
+  exit 0
+fi
+
+echo "30-mariadb.sh: restarting MariaDB to turn the row-based binlog on"
+mariadb-admin -uroot -h127.0.0.1 shutdown
+for _ in $(seq 1 120); do
+  if ! pgrep -x mariadbd >/dev/null; then break; fi
+  sleep 0.5
+done
+"${START[@]}"
+wait_up
+
+if ! settings_applied; then
+  echo "30-mariadb.sh: MariaDB restarted but the binlog settings are not in force:" >&2
+  mysql_q "SELECT @@log_bin, @@binlog_format, @@binlog_row_image, @@binlog_row_metadata" >&2 || true
+  exit 1
+fi
+echo "30-mariadb.sh: binlog on: $(mysql_q 'SHOW MASTER STATUS' | cut -f1,2)"
