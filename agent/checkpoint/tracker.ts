@@ -39,6 +39,24 @@ export class CheckpointTracker {
     return released;
   }
 
+  /**
+   * Forgets batch `seq` and every later one: they will never be durable (the
+   * reader gave them up and reads them again from the last committed
+   * position). Call it once every earlier batch is released, so numbering
+   * goes on from here.
+   */
+  abandonFrom(seq: number): void {
+    for (const s of this.pending.keys()) if (s >= seq) this.pending.delete(s);
+    if (this.pending.size === 0) this.nextToRelease = this.nextSeq;
+  }
+
+  /** Batches before `seq` yielded but not yet durable. */
+  inFlightBefore(seq: number): number {
+    let n = 0;
+    for (const s of this.pending.keys()) if (s < seq) n++;
+    return n;
+  }
+
   /** Batches yielded but not yet durable. */
   get inFlight(): number {
     return this.pending.size;

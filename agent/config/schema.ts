@@ -22,11 +22,11 @@ export const AgentSchema = Type.Object(
           listen: Type.String({ default: '127.0.0.1:9464', description: 'host:port of the admin HTTP server (/healthz, /readyz, /metrics). Loopback by default.' }),
           token: Type.Optional(Type.String({ description: 'Bearer token required by the admin server, e.g. "${env:FERRY_ADMIN_TOKEN}".' })),
         },
-        { additionalProperties: false },
+        { additionalProperties: false, description: 'The admin HTTP server: /healthz, /readyz, /metrics and the queue dashboard. Off unless this section is present.' },
       ),
     ),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'This agent: its name, data directory, logs and admin server.' },
 );
 
 export const QueueSchema = Type.Object(
@@ -39,7 +39,7 @@ export const QueueSchema = Type.Object(
     ),
     prefix: Type.String({ default: 'ferry', pattern: '^[A-Za-z0-9_.-]+$', description: 'Prefix of every Redis key Ferry writes.' }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'The Redis that holds the queues, dead-letter queues and source positions.' },
 );
 
 export const DeliverySchema = Type.Object(
@@ -50,7 +50,7 @@ export const DeliverySchema = Type.Object(
         maxEvents: Type.Integer({ minimum: 1, maximum: 10000, default: 500, description: 'Most events in one queued job and one sink write.' }),
         maxWaitMs: Type.Integer({ minimum: 0, maximum: 60000, default: 50, description: 'Longest an event waits for its batch to fill before the batch is queued anyway.' }),
       },
-      { additionalProperties: false, default: {} },
+      { additionalProperties: false, default: {}, description: 'How many events go into one queued job, and how long a job waits to fill.' },
     ),
     retry: Type.Object(
       {
@@ -58,20 +58,20 @@ export const DeliverySchema = Type.Object(
         initialMs: Type.Integer({ minimum: 1, default: 100, description: 'First backoff delay; each next one doubles, with full jitter.' }),
         maxMs: Type.Integer({ minimum: 1, default: 5000, description: 'Longest backoff delay.' }),
       },
-      { additionalProperties: false, default: {} },
+      { additionalProperties: false, default: {}, description: 'Retries of a failed delivery, with exponential backoff and full jitter.' },
     ),
     rateLimit: Type.Optional(
       Type.Object(
         { perSecond: Type.Number({ exclusiveMinimum: 0, description: 'Most events a second written to each sink of this pipeline.' }) },
-        { additionalProperties: false },
+        { additionalProperties: false, description: 'A cap on the delivery rate per sink. No cap when absent.' },
       ),
     ),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'How events are batched, partitioned, retried and rate-limited, for every sink of the pipeline.' },
 );
 
 /** A `source:` or `sinks[]` entry before its plugin's own schema checks the rest. */
-export const PluginEntrySchema = Type.Object({ type: Type.String({ description: 'The plugin type.' }) }, { additionalProperties: true });
+export const PluginEntrySchema = Type.Object({ type: Type.String({ description: 'The source type; the other fields depend on it.' }) }, { additionalProperties: true, description: 'Where the records come from: one source.' });
 export const SinkEntrySchema = Type.Object(
   {
     name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'Name of this sink within the pipeline: queue names, metrics and `ferry dlq` use it.' }),
@@ -95,7 +95,7 @@ export const FerryConfigSchema = Type.Object(
   {
     agent: AgentSchema,
     queue: QueueSchema,
-    pipelines: Type.Array(PipelineSchema, { minItems: 1 }),
+    pipelines: Type.Array(PipelineSchema, { minItems: 1, description: 'What to read, how to map it and where to deliver it; at least one.' }),
   },
   { additionalProperties: false, $id: 'https://ferry.dev/schemas/ferry.schema.json', title: 'Ferry agent configuration (ferry.yaml)' },
 );

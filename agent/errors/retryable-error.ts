@@ -8,8 +8,9 @@ import { FerryError } from './ferry-error.js';
 export class RetryableError extends FerryError {
   readonly retryAfterMs: number | undefined;
 
-  constructor(message: string, options: { retryAfterMs?: number; cause?: unknown; where?: string } = {}) {
-    super('FERRY_SINK_RETRYABLE', message, options);
+  /** `code`: a source says `FERRY_SOURCE_UNAVAILABLE` (the default names a sink). */
+  constructor(message: string, options: { retryAfterMs?: number; cause?: unknown; where?: string; code?: 'FERRY_SINK_RETRYABLE' | 'FERRY_SOURCE_UNAVAILABLE' } = {}) {
+    super(options.code ?? 'FERRY_SINK_RETRYABLE', message, options);
     this.retryAfterMs = options.retryAfterMs;
   }
 }

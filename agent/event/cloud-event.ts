@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 
 /**
@@ -33,6 +33,15 @@ export function eventType(entity: string, op: FerryEvent['ferryop']): string {
   return `${entity}.${OP_NAMES[op]}`;
 }
 
+// The two hex digit char codes of every byte value, for formatting ids without a hex string.
+const HEX_HI = new Uint8Array(256);
+const HEX_LO = new Uint8Array(256);
+for (let i = 0; i < 256; i++) {
+  HEX_HI[i] = '0123456789abcdef'.charCodeAt(i >> 4);
+  HEX_LO[i] = '0123456789abcdef'.charCodeAt(i & 15);
+}
+const DASH = 0x2d;
+
 /**
  * The event id: a hash of what identifies the change (pipeline, entity and the
  * source's change id), never of timing, so a re-read after a crash yields the
@@ -40,11 +49,29 @@ export function eventType(entity: string, op: FerryEvent['ferryop']): string {
  * because many targets store ids in UUID columns.
  */
 export function eventId(pipeline: string, entity: string, changeId: string): string {
-  const h = createHash('sha256').update(pipeline).update('\0').update(entity).update('\0').update(changeId).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h.slice(16, 17), 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  // Runs once per event: the one-shot digest as a 32-char latin1 ('binary') string (no Buffer, no
+  // 64-char hex) and the UUID built in one flat string, instead of hex slices and joins.
+  const h = hash('sha256', `${pipeline}\0${entity}\0${changeId}`, 'binary');
+  const b0 = h.charCodeAt(0), b1 = h.charCodeAt(1), b2 = h.charCodeAt(2), b3 = h.charCodeAt(3);
+  const b4 = h.charCodeAt(4), b5 = h.charCodeAt(5);
+  const b6 = (h.charCodeAt(6) & 0x0f) | 0x80, b7 = h.charCodeAt(7); // version 8
+  const b8 = (h.charCodeAt(8) & 0x3f) | 0x80, b9 = h.charCodeAt(9); // variant 10xx
+  const b10 = h.charCodeAt(10), b11 = h.charCodeAt(11), b12 = h.charCodeAt(12), b13 = h.charCodeAt(13), b14 = h.charCodeAt(14), b15 = h.charCodeAt(15);
+  return String.fromCharCode(
+    HEX_HI[b0]!, HEX_LO[b0]!, HEX_HI[b1]!, HEX_LO[b1]!, HEX_HI[b2]!, HEX_LO[b2]!, HEX_HI[b3]!, HEX_LO[b3]!, DASH,
+    HEX_HI[b4]!, HEX_LO[b4]!, HEX_HI[b5]!, HEX_LO[b5]!, DASH,
+    HEX_HI[b6]!, HEX_LO[b6]!, HEX_HI[b7]!, HEX_LO[b7]!, DASH,
+    HEX_HI[b8]!, HEX_LO[b8]!, HEX_HI[b9]!, HEX_LO[b9]!, DASH,
+    HEX_HI[b10]!, HEX_LO[b10]!, HEX_HI[b11]!, HEX_LO[b11]!, HEX_HI[b12]!, HEX_LO[b12]!, HEX_HI[b13]!, HEX_LO[b13]!, HEX_HI[b14]!, HEX_LO[b14]!, HEX_HI[b15]!, HEX_LO[b15]!,
+  );
 }
 
 /** The subject: the canonical key, fields joined by "|" in key order. */
 export function subjectOf(key: readonly unknown[]): string {
-  return key.map((v) => (v === null || v === undefined ? '' : String(v))).join('|');
+  return key.map(subjectOfKey).join('|');
+}
+
+/** The subject of a one-field key (most keys), without building an array: what `subjectOf([value])` gives. */
+export function subjectOfKey(value: unknown): string {
+  return value === null || value === undefined ? '' : String(value);
 }

@@ -115,5 +115,39 @@ export interface Source {
   commit?(checkpoint: Checkpoint): Promise<void>;
   /** Preflight for `ferry check`: reachable, privileges, server settings. Must not change anything. */
   check?(): Promise<CheckResult[]>;
+  /**
+   * On-demand re-snapshot for `ferry snapshot PIPELINE`: reads the current
+   * rows of the requested tables (all captured tables when none are given),
+   * optionally filtered by `where` (an SQL condition the source passes to the
+   * database inside its read-only snapshot query), and yields them as op `r`
+   * records in key-ordered chunks with progress. Called on a source that was
+   * created but not opened; it must not touch the source's stored position
+   * and must never write to the legacy system. Record changeIds must not
+   * collide with streaming ones (prefix them, e.g. `snapshot:<run>:...`).
+   */
+  snapshot?(request: SnapshotRequest, ctx: SourceContext, signal: AbortSignal): AsyncIterable<SnapshotBatch>;
+  /**
+   * Source-specific lag, for the `ferry_source_lag` metric and `ferry status`:
+   * e.g. `{ unit: 'bytes', value: slotLag }` for a replication slot, files
+   * waiting in a drop folder. Called every few seconds on an open source; must
+   * be cheap (return the last measured value, measure in the background).
+   */
+  lag?(): Array<{ unit: string; value: number }>;
   close(): Promise<void>;
+}
+
+/** What `ferry snapshot` asks for. */
+export interface SnapshotRequest {
+  /** Tables (as mappings match them, e.g. `public.orders`); empty or absent: every captured table. */
+  tables?: string[];
+  /** An SQL condition limiting the rows, e.g. `updated_at > '2024-01-01'`. */
+  where?: string;
+  /** Identifies this snapshot run; part of every changeId, so a repeated run makes new events and a resumed one the same. */
+  runId: string;
+}
+
+/** A chunk of snapshot rows and how far the snapshot has come. */
+export interface SnapshotBatch {
+  records: SourceRecord[];
+  progress: { table: string; rowsDone: number; rowsTotal?: number };
 }

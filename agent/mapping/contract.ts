@@ -1,0 +1,126 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { show } from './casts.js';
+import type { Violation } from './types.js';
+
+// ajv-formats is CommonJS; under NodeNext its default export is the module object.
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
+
+/** A contract compiled once at load time. */
+export interface Contract {
+  /** The contract and version, e.g. `customer/v1`: the event's `dataschema`. */
+  readonly id: string;
+  readonly file: string;
+  readonly validate: ValidateFunction;
+}
+
+/**
+ * `customer.v1.schema.json` ⇒ `customer/v1`; a schema's own `$id` wins.
+ * Other names drop `.schema.json` / `.json`.
+ */
+export function contractId(file: string, schema: { $id?: unknown }): string {
+  if (typeof schema.$id === 'string' && schema.$id !== '') return schema.$id;
+  const base = path.basename(file).replace(/\.json$/, '').replace(/\.schema$/, '');
+  const m = /^(.+)\.(v\d+)$/.exec(base);
+  return m ? `${m[1]}/${m[2]}` : base;
+}
+
+function ajvFor(schema: { $schema?: unknown }): Ajv {
+  const dialect = typeof schema.$schema === 'string' ? schema.$schema : '';
+  const options = { allErrors: true, strict: false, validateFormats: true } as const;
+  const ajv = dialect.includes('2020-12') ? new Ajv2020(options) : dialect.includes('2019-09') ? new Ajv2019(options) : new Ajv(options);
+  addFormats(ajv);
+  return ajv;
+}
+
+/** Reads and compiles a contract. Throws a plain Error with a user message; the loader locates it. */
+export async function loadContract(file: string): Promise<Contract> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(code === 'ENOENT' ? `contract file ${file} does not exist — the path is relative to the mapping file's folder` : `cannot read contract ${file}: ${(err as Error).message}`);
+  }
+  let schema: unknown;
+  try {
+    schema = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`contract ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) throw new Error(`contract ${file} must hold a JSON Schema object`);
+  try {
+    const validate = ajvFor(schema).compile(schema);
+    return { id: contractId(file, schema), file, validate };
+  } catch (err) {
+    throw new Error(`contract ${file} is not a valid JSON Schema: ${(err as Error).message}`);
+  }
+}
+
+function valueAt(data: unknown, pointer: string): unknown {
+  let v = data;
+  for (const seg of pointer.split('/').slice(1)) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[seg.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return v;
+}
+
+/** The field an ajv error is about: `since`, `address.city`. */
+function fieldOf(e: ErrorObject): string {
+  const base = e.instancePath.split('/').slice(1).join('.');
+  const missing = e.keyword === 'required' ? (e.params as { missingProperty: string }).missingProperty : e.keyword === 'additionalProperties' ? (e.params as { additionalProperty: string }).additionalProperty : undefined;
+  return missing === undefined ? base : base ? `${base}.${missing}` : missing;
+}
+
+/** One ajv error as a violation that names the value and the expectation. */
+function describe(e: ErrorObject, data: unknown): Violation {
+  const field = fieldOf(e);
+  const value = valueAt(data, e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  let message: string;
+  switch (e.keyword) {
+    case 'required':
+      message = 'is required by the contract but missing';
+      break;
+    case 'additionalProperties':
+      message = 'is not in the contract (additionalProperties is false)';
+      break;
+    case 'enum':
+      message = `${show(value)} is not one of ${(p.allowedValues as unknown[]).map((v) => show(v)).join(', ')}`;
+      break;
+    case 'const':
+      message = `${show(value)} is not ${show(p.allowedValue)}`;
+      break;
+    case 'format':
+      message = `${show(value)} is not a valid ${String(p.format)}`;
+      break;
+    case 'pattern':
+      message = `${show(value)} does not match the pattern ${String(p.pattern)}`;
+      break;
+    case 'type':
+      message = `${show(value)} is not of type ${String(p.type)}`;
+      break;
+    default:
+      message = `${show(value)} ${e.message ?? 'is not valid'}`;
+  }
+  return { field, message };
+}
+
+/**
+ * The violations of the last failed `contract.validate(data)` call (ajv keeps
+ * its errors on the function; checking first keeps the valid path free of
+ * allocations). Every error is listed (ajv `allErrors`) except those about
+ * fields in `skip`, already reported as cast failures.
+ */
+export function contractViolations(contract: Contract, data: unknown, skip: ReadonlySet<string> | undefined, out: Violation[]): void {
+  for (const e of contract.validate.errors ?? []) {
+    const v = describe(e, data);
+    if (skip?.has(v.field.split('.')[0]!)) continue;
+    out.push(v);
+  }
+}
