@@ -1,3 +1,5 @@
+// First: catch a stop of `ferry run` before anything heavy loads.
+import './early-stop.js';
 import { Command, CommanderError, Option } from 'commander';
 import { FerryError } from '../errors/index.js';
 import { ERROR_CODES } from '../errors/codes.js';
@@ -40,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('validate config, mappings and contracts, then preflight every source and sink')
     .addOption(config())
     .option('--offline', 'only validate files; do not contact sources and sinks')
+    .option('--json', 'print the problems and check results as JSON')
     .action(run(() => import('./commands/check.js')));
 
   const mapping = program.command('mapping').description('work with mapping files');
@@ -95,6 +98,10 @@ export async function main(argv: string[]): Promise<number> {
     .command('install')
     .description('write and enable a systemd unit for the agent')
     .addOption(config())
+    .option('--name <name>', 'unit name', 'ferry')
+    .option('--user <user>', 'system user the agent runs as (default: root)')
+    .option('--unit-dir <dir>', 'where to write the unit', '/etc/systemd/system')
+    .option('--no-enable', 'only write the unit; do not run systemctl')
     .action(run(() => import('./commands/service-install.js')));
 
   try {
