@@ -1,0 +1,120 @@
+import type { CheckResult } from '../../agent/plugin/source.js';
+import type { ResolvedConfig } from './config.js';
+import { quoteTable } from './config.js';
+import { connect } from './connection.js';
+import { inspectSlot, tablesMissingFromPublication } from './slot.js';
+
+type TextRow = Record<string, string | null>;
+
+/**
+ * `ferry check` for postgres-cdc: reads settings and catalogs only, changes
+ * nothing. Every failed finding carries the statement that fixes it.
+ */
+export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  let client;
+  try {
+    client = await connect(config.connection, 'query');
+  } catch (error) {
+    const e = error as { message?: string; fix?: string };
+    return [{ name: 'connection', ok: false, detail: e.message ?? String(error), fix: e.fix ?? 'Check host, port, user and password in `connection`.' }];
+  }
+  try {
+    const one = async (sql: string, params: unknown[] = []): Promise<TextRow> => (await client.query<TextRow>(sql, params)).rows[0] ?? {};
+    results.push({ name: 'connection', ok: true, detail: 'connected' });
+
+    const wal = (await one('SHOW wal_level')).wal_level;
+    results.push({ name: 'wal_level', ok: wal === 'logical', detail: `wal_level = ${wal}`, fix: 'ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL' });
+
+    const role = await one('SELECT current_user AS name, rolreplication, rolsuper FROM pg_roles WHERE rolname = current_user');
+    const canReplicate = role.rolreplication === 't' || role.rolsuper === 't';
+    results.push({
+      name: 'replication privilege',
+      ok: canReplicate,
+      detail: canReplicate ? `role ${role.name} may replicate` : `role ${role.name} lacks the REPLICATION attribute`,
+      fix: `ALTER ROLE ${role.name} WITH REPLICATION;`,
+    });
+
+    for (const table of config.tables) {
+      const t = await one(
+        `SELECT c.relreplident, has_table_privilege(c.oid, 'SELECT') AS can_select,
+                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk
+           FROM pg_class c WHERE c.oid = to_regclass($1)`,
+        [quoteTable(table)],
+      );
+      if (t.relreplident === undefined) {
+        results.push({ name: `table ${table}`, ok: false, detail: 'does not exist', fix: 'Correct `tables`, or create the table.' });
+        continue;
+      }
+      results.push({ name: `table ${table} select`, ok: t.can_select === 't', detail: t.can_select === 't' ? 'readable' : 'no SELECT privilege', fix: `GRANT SELECT ON ${quoteTable(table)} TO ${role.name};` });
+      const identity = { d: 'default', f: 'full', i: 'index', n: 'nothing' }[t.relreplident ?? 'd'] ?? t.relreplident;
+      const pk = t.has_pk === 't';
+      const identityOk = identity === 'full' || identity === 'index' || (identity === 'default' && pk);
+      results.push({
+        name: `table ${table} replica identity`,
+        ok: identityOk,
+        severity: identityOk ? undefined : 'warning',
+        detail: `REPLICA IDENTITY ${String(identity).toUpperCase()}${pk ? '' : ', no primary key'}${identity === 'full' ? ' (before-images on updates and deletes)' : ''}`,
+        fix: pk ? `ALTER TABLE ${quoteTable(table)} REPLICA IDENTITY FULL; -- for before-images` : `ALTER TABLE ${quoteTable(table)} ADD PRIMARY KEY (...); or ALTER TABLE ${quoteTable(table)} REPLICA IDENTITY FULL;`,
+      });
+    }
+
+    const pub = await tablesMissingFromPublication(client, config.publication, config.tables);
+    results.push({
+      name: `publication ${config.publication}`,
+      ok: pub.missing.length === 0 || !pub.exists,
+      severity: pub.exists ? undefined : 'warning',
+      detail: !pub.exists ? 'missing; Ferry creates it at start (the role must own the tables)' : pub.missing.length === 0 ? 'publishes every table' : `does not publish ${pub.missing.join(', ')}`,
+      fix: !pub.exists
+        ? `CREATE PUBLICATION ${config.publication} FOR TABLE ${config.tables.map(quoteTable).join(', ')};`
+        : `ALTER PUBLICATION ${config.publication} ADD TABLE ${pub.missing.map(quoteTable).join(', ')};`,
+    });
+
+    const slot = await inspectSlot(client, config.slot);
+    const database = (await one('SELECT current_database() AS db')).db;
+    const otherDb = slot !== undefined && slot.database !== database;
+    const slotOk = !slot || (!otherDb && slot.plugin === 'pgoutput' && slot.walStatus !== 'lost' && slot.activePid === null);
+    results.push({
+      name: `slot ${config.slot}`,
+      ok: slotOk,
+      detail: !slot
+        ? 'missing; Ferry creates it at start'
+        : otherDb
+          ? `belongs to database ${slot.database ?? '(physical slot)'}, not ${database}`
+          : slot.walStatus === 'lost'
+          ? 'lost: the server removed WAL it needed'
+          : slot.activePid !== null
+            ? `in use by pid ${slot.activePid}`
+            : slot.plugin !== 'pgoutput'
+              ? `uses plugin ${slot.plugin}, not pgoutput`
+              : `confirmed up to ${slot.confirmedFlushLsn}, wal_status ${slot.walStatus}`,
+      fix: otherDb
+        ? 'Slot names are server-wide: give this pipeline another `slot` name.'
+        : slot?.activePid
+          ? `Stop the other reader (SELECT * FROM pg_stat_replication WHERE pid = ${slot.activePid}) or use another slot.`
+          : `SELECT pg_drop_replication_slot('${config.slot}'); -- then restart with snapshot: when_needed`,
+    });
+
+    const slots = await one(`SELECT current_setting('max_replication_slots')::int - count(*) AS free FROM pg_replication_slots`);
+    const senders = await one(`SELECT current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication) AS free`);
+    const freeSlots = Number(slots.free);
+    results.push({ name: 'free replication slots', ok: slot !== undefined || freeSlots > 0, detail: `${freeSlots} free`, fix: 'ALTER SYSTEM SET max_replication_slots = <more>; then restart PostgreSQL' });
+    results.push({ name: 'free wal senders', ok: Number(senders.free) > 0, detail: `${senders.free} free`, fix: 'ALTER SYSTEM SET max_wal_senders = <more>; then restart PostgreSQL' });
+
+    const keep = (await one('SHOW max_slot_wal_keep_size')).max_slot_wal_keep_size;
+    const unlimited = keep === '-1';
+    results.push({
+      name: 'max_slot_wal_keep_size',
+      ok: !unlimited,
+      severity: 'warning',
+      detail: unlimited ? 'unlimited: a slot nobody reads keeps WAL until the disk is full' : `${keep}: a reader down longer than that loses its slot (FERRY_SOURCE_POSITION_LOST)`,
+      fix: "ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf();",
+    });
+  } catch (error) {
+    results.push({ name: 'catalog queries', ok: false, detail: (error as Error).message, fix: 'Check the role may read pg_catalog.' });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  // A passed check needs no fix; warnings keep theirs (ok or not, they advise).
+  return results.map((r) => (r.ok && r.severity !== 'warning' ? { name: r.name, ok: r.ok, detail: r.detail } : r));
+}
