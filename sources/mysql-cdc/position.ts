@@ -1,0 +1,52 @@
+import type { Checkpoint, Json } from '../../agent/plugin/source.js';
+import { FerryError } from '../../agent/errors/index.js';
+import type { StoredColumns } from './column-history.js';
+
+/** A place in the binlog: always the end of a whole transaction (or the start of a file). */
+export interface BinlogPosition {
+  file: string;
+  pos: number;
+  /** MariaDB `domain-server-seq` or MySQL `uuid:n` of the last transaction before `pos`, when the server has GTIDs. */
+  gtid?: string;
+}
+
+/**
+ * What the source stores as its checkpoint.
+ * - `stream`: resume the binlog at `file:pos`.
+ * - `snapshot`: the initial snapshot is under way; `file:pos` is the binlog
+ *   position consistent with it (streaming starts there once it is done),
+ *   `table` the index in `tables` being read and `after` the last key read
+ *   in it (null: none yet).
+ * `columns` is the schema history at `file:pos` (see ColumnHistory), used
+ * only when the binlog carries no column names.
+ */
+export type MysqlCdcCheckpoint =
+  | ({ phase: 'stream'; columns?: StoredColumns } & BinlogPosition)
+  | ({ phase: 'snapshot'; table: number; after: Json[] | null; startedAt: string; columns?: StoredColumns } & BinlogPosition);
+
+/** `mariadb-bin.000003:4711`, the form used in event positions, logs and errors. */
+export function formatPosition(p: { file: string; pos: number }): string {
+  return `${p.file}:${p.pos}`;
+}
+
+/** Checks a stored checkpoint's shape, so a checkpoint from another source type fails clearly. */
+export function parseCheckpoint(cp: Checkpoint | undefined): MysqlCdcCheckpoint | undefined {
+  if (cp === undefined || cp === null) return undefined;
+  const o = cp as Record<string, unknown>;
+  const ok =
+    typeof o === 'object' &&
+    typeof o.file === 'string' &&
+    typeof o.pos === 'number' &&
+    (o.phase === 'stream' || (o.phase === 'snapshot' && typeof o.table === 'number' && typeof o.startedAt === 'string'));
+  if (!ok) {
+    throw new FerryError('FERRY_SOURCE_POSITION_LOST', `stored checkpoint is not a mysql-cdc position: ${JSON.stringify(cp).slice(0, 200)}`, {
+      where: 'source checkpoint',
+    });
+  }
+  return o as unknown as MysqlCdcCheckpoint;
+}
+
+/** The checkpoint as plain JSON (drops undefined fields). */
+export function toCheckpoint(cp: MysqlCdcCheckpoint): Checkpoint {
+  return JSON.parse(JSON.stringify(cp)) as Checkpoint;
+}

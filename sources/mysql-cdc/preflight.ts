@@ -1,0 +1,102 @@
+import type { Connection, RowDataPacket } from 'mysql2/promise';
+import type { CheckResult } from '../../agent/plugin/source.js';
+import { quoteId, splitTable } from './connection.js';
+
+export interface PreflightOptions {
+  serverId: number;
+  tables: readonly string[];
+  /** Hours the agent may be down and still find its binlog position. */
+  retentionToleranceHours: number;
+  /** The replication user, for the GRANT statements printed as fixes. */
+  user: string;
+}
+
+/**
+ * What `ferry check` verifies before a mysql-cdc pipeline runs, each
+ * finding with the statement that fixes it. Reads only: variables, grants
+ * and a `SELECT ... LIMIT 0` per table.
+ */
+export async function preflight(conn: Connection, opts: PreflightOptions): Promise<CheckResult[]> {
+  const [varRows] = await conn.query<RowDataPacket[]>(
+    `SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata',
+      'binlog_row_value_options', 'binlog_transaction_compression', 'binlog_expire_logs_seconds', 'expire_logs_days', 'server_id', 'version', 'version_comment',
+      'time_zone', 'system_time_zone')`,
+  );
+  const vars = new Map(varRows.map((r) => [String(r.Variable_name).toLowerCase(), String(r.Value)]));
+  const v = (name: string): string => vars.get(name) ?? '';
+  const persist = 'and set it in my.cnf under [mysqld] so it survives a restart';
+  const results: CheckResult[] = [];
+  const add = (name: string, ok: boolean, detail: string, fix: string, severity: 'error' | 'warning' = 'error'): void => {
+    results.push(ok ? { name, ok, detail } : { name, ok, detail, fix, severity });
+  };
+
+  add('log_bin', v('log_bin').toUpperCase() === 'ON', `log_bin = ${v('log_bin') || 'unknown'}`, 'Set log_bin = mysql-bin in my.cnf under [mysqld] and restart the server (log_bin cannot change at run time).');
+  add('binlog_format', v('binlog_format').toUpperCase() === 'ROW', `binlog_format = ${v('binlog_format')}`, `SET GLOBAL binlog_format = 'ROW'; ${persist}.`);
+  add('binlog_row_image', v('binlog_row_image').toUpperCase() === 'FULL', `binlog_row_image = ${v('binlog_row_image')}`, `SET GLOBAL binlog_row_image = 'FULL'; ${persist}.`);
+  add(
+    'binlog_row_metadata',
+    v('binlog_row_metadata').toUpperCase() === 'FULL',
+    vars.has('binlog_row_metadata') ? `binlog_row_metadata = ${v('binlog_row_metadata')}` : 'binlog_row_metadata is not supported by this server (MariaDB < 10.5, MySQL < 8.0.1)',
+    `SET GLOBAL binlog_row_metadata = 'FULL'; ${persist}. Column names then travel in the binlog; without them Ferry follows ALTER TABLE itself and stops at DDL it cannot parse.`,
+    'warning',
+  );
+  const rowValueOptions = v('binlog_row_value_options');
+  add('binlog_row_value_options', !/PARTIAL_JSON/i.test(rowValueOptions), `binlog_row_value_options = '${rowValueOptions}'`, `SET GLOBAL binlog_row_value_options = ''; ${persist} (PARTIAL_JSON writes JSON diffs that cannot be turned into after-images).`);
+  add(
+    'binlog_transaction_compression',
+    v('binlog_transaction_compression').toUpperCase() !== 'ON',
+    `binlog_transaction_compression = ${v('binlog_transaction_compression') || 'not supported (OFF)'}`,
+    `SET GLOBAL binlog_transaction_compression = OFF; ${persist} (the binlog reader cannot decode compressed transactions and stops at the first one).`,
+  );
+  add('server_id', String(opts.serverId) !== v('server_id'), `server @@server_id = ${v('server_id')}, source.serverId = ${opts.serverId}`, 'Choose a source.serverId different from the server\'s own server_id and from every other replica\'s.');
+
+  const retentionSeconds = Number(v('binlog_expire_logs_seconds')) || Number(v('expire_logs_days')) * 86400;
+  const wantSeconds = opts.retentionToleranceHours * 3600;
+  add(
+    'binlog retention',
+    retentionSeconds === 0 || retentionSeconds >= wantSeconds,
+    retentionSeconds === 0 ? 'binlogs are never expired automatically' : `binlogs are kept ${(retentionSeconds / 3600).toFixed(1)} h; source.retentionToleranceHours = ${opts.retentionToleranceHours}`,
+    `SET GLOBAL binlog_expire_logs_seconds = ${wantSeconds}; ${persist} (or lower retentionToleranceHours).`,
+    'warning',
+  );
+
+  // Not a failure either way: DATETIME values are passed on as the server's
+  // wall-clock time, so whoever maps them needs to know the zone.
+  const zone = v('time_zone').toUpperCase() === 'SYSTEM' ? `SYSTEM (${v('system_time_zone')})` : v('time_zone');
+  results.push({ name: 'time_zone', ok: true, detail: `server time zone ${zone}: DATETIME values are wall-clock times in it; TIMESTAMP values are sent in UTC` });
+
+  results.push(...(await privilegeChecks(conn, opts.user)));
+  for (const table of opts.tables) results.push(await selectCheck(conn, table, opts.user));
+  return results;
+}
+
+async function privilegeChecks(conn: Connection, user: string): Promise<CheckResult[]> {
+  const [rows] = await conn.query<RowDataPacket[]>('SHOW GRANTS');
+  const grants = rows.map((r) => String(Object.values(r)[0])).join('\n').toUpperCase();
+  const global = grants.split('\n').filter((g) => / ON \*\.\* /.test(g)).join('\n');
+  const all = /GRANT ALL PRIVILEGES ON \*\.\*/.test(global);
+  const fix = (priv: string): string => `GRANT ${priv} ON *.* TO '${user}'@'%'; (as an administrator)`;
+  // MariaDB 10.5 renamed REPLICATION CLIENT to BINLOG MONITOR and shows the new name.
+  const slave = all || /REPLICATION (SLAVE|REPLICA)/.test(global);
+  const client = all || /REPLICATION CLIENT|BINLOG MONITOR|SUPER/.test(global);
+  return [
+    slave
+      ? { name: 'REPLICATION SLAVE', ok: true, detail: 'granted' }
+      : { name: 'REPLICATION SLAVE', ok: false, detail: 'missing: the binlog cannot be read', fix: fix('REPLICATION SLAVE'), severity: 'error' },
+    client
+      ? { name: 'REPLICATION CLIENT', ok: true, detail: 'granted' }
+      : { name: 'REPLICATION CLIENT', ok: false, detail: 'missing: SHOW MASTER STATUS / SHOW BINARY LOGS are refused', fix: fix('REPLICATION CLIENT'), severity: 'error' },
+  ];
+}
+
+async function selectCheck(conn: Connection, qualified: string, user: string): Promise<CheckResult> {
+  const { database, table } = splitTable(qualified);
+  const name = `SELECT on ${qualified}`;
+  try {
+    await conn.query(`SELECT 1 FROM ${quoteId(database)}.${quoteId(table)} LIMIT 0`);
+    return { name, ok: true, detail: 'readable' };
+  } catch (err) {
+    const message = (err as { sqlMessage?: string }).sqlMessage ?? String(err);
+    return { name, ok: false, detail: message, fix: `GRANT SELECT ON ${quoteId(database)}.${quoteId(table)} TO '${user}'@'%'; (as an administrator)`, severity: 'error' };
+  }
+}
