@@ -1,0 +1,204 @@
+import { existsSync, readdirSync, readFileSync, copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { REPO, countLines, deleteRedisPrefix, readJsonLines, runFerry, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
+import { dropCsv, kundenDropSource, kundenRows } from '../support/legacy-csv.js';
+import { start as startChaos } from '../support/chaos-webhook-server.js';
+
+/**
+ * The backbone end to end, with the real binary: a legacy CSV dropped in a
+ * folder → file-drop → customers mapping and contract → batched, partitioned
+ * BullMQ queues on the real Redis → file and webhook sinks.
+ */
+
+const running: FerryProcess[] = [];
+afterAll(async () => {
+  for (const p of running) if (p.proc.exitCode === null) await p.kill();
+});
+
+interface Ws {
+  dir: string;
+  config: string;
+  inbox: string;
+  out: string;
+  prefix: string;
+}
+
+function workspace(name: string, opts: { sinks?: string; retry?: string; mappingDir?: string } = {}): Ws {
+  const dir = tempWorkspace(name);
+  const prefix = uniquePrefix(name);
+  const mappingDir = opts.mappingDir ?? join(REPO, 'mappings');
+  const config = writeFile(
+    join(dir, 'ferry.yaml'),
+    `agent:
+  id: test-${name}
+  dataDir: ./data
+  logLevel: warn
+queue:
+  redis: redis://127.0.0.1:6379
+  prefix: ${prefix}
+pipelines:
+  - name: customers
+    source:
+${kundenDropSource({ minAgeMs: 300, errors: true })}    mappings: [${join(mappingDir, 'customers.yaml')}]
+    sinks:
+${opts.sinks ?? '      - { name: audit, type: file, path: ./out/customers.jsonl }'}
+    delivery:
+      partitions: 4
+      batch: { maxEvents: 500, maxWaitMs: 50 }
+      retry: ${opts.retry ?? '{ attempts: 8, initialMs: 100, maxMs: 5000 }'}
+`,
+  );
+  mkdirSync(join(dir, 'inbox'), { recursive: true });
+  return { dir, config, inbox: join(dir, 'inbox'), out: join(dir, 'out/customers.jsonl'), prefix };
+}
+
+type Event = { id: string; subject: string; type: string; data: Record<string, string> };
+
+function distinctIds(events: Event[]): number {
+  return new Set(events.map((e) => e.id)).size;
+}
+
+/** Balance is the row number, so one key's balances must rise in the order they arrive. */
+function perKeyOrderViolations(events: Event[]): number {
+  const last = new Map<string, number>();
+  let bad = 0;
+  for (const e of events) {
+    const n = Number(e.data.balance);
+    if ((last.get(e.subject) ?? 0) > n) bad++;
+    last.set(e.subject, n);
+  }
+  return bad;
+}
+
+
+describe('csv drop → queue → sinks', () => {
+  it('delivers a 100,000-row file to the file sink: every row exactly once, per-key order kept', async () => {
+    const ws = workspace('100k');
+    dropCsv(join(ws.inbox, 'kunden_big.csv'), kundenRows(100_000, 1000));
+    const agent = startAgent(ws.config);
+    running.push(agent);
+    await waitFor('100,000 events at the file sink', () => readJsonLines(ws.out).length >= 100_000 || agent.proc.exitCode !== null, 120_000, 250);
+    await waitFor('the file to be archived', () => existsSync(join(ws.dir, 'archive/kunden_big.csv')), 20_000);
+    expect(await agent.stop()).toBe(0);
+    const events = readJsonLines<Event>(ws.out);
+    expect(events.length).toBe(100_000);
+    expect(distinctIds(events)).toBe(100_000);
+    expect(perKeyOrderViolations(events)).toBe(0);
+    expect(events[0]).toMatchObject({ specversion: '1.0', type: 'customer.created', dataschema: expect.stringContaining('customer') });
+    await deleteRedisPrefix(ws.prefix);
+  }, 180_000);
+
+  it('loses nothing when killed with SIGKILL in the middle of a 200,000-row file, and duplicates keep their ids', async () => {
+    const ws = workspace('sigkill');
+    dropCsv(join(ws.inbox, 'kunden_huge.csv'), kundenRows(200_000, 5000));
+    let agent = startAgent(ws.config);
+    running.push(agent);
+    await waitFor('a first part of the file at the sink', () => countLines(ws.out) >= 40_000, 120_000, 20);
+    await agent.kill();
+    const before = readJsonLines<Event>(ws.out).length;
+    expect(before).toBeLessThan(200_000);
+    agent = startAgent(ws.config);
+    running.push(agent);
+    await waitFor('every row at the sink after the restart', () => distinctIds(readJsonLines<Event>(ws.out)) >= 200_000 || agent.proc.exitCode !== null, 150_000, 250);
+    await waitFor('the file to be archived', () => existsSync(join(ws.dir, 'archive/kunden_huge.csv')), 20_000);
+    expect(await agent.stop()).toBe(0);
+    const events = readJsonLines<Event>(ws.out);
+    expect(distinctIds(events)).toBe(200_000);
+    // A duplicate is the same event again: same id, same content.
+    const byId = new Map<string, string>();
+    for (const e of events) {
+      const s = JSON.stringify(e);
+      if (byId.has(e.id)) expect(byId.get(e.id)).toBe(s);
+      byId.set(e.id, s);
+    }
+    await deleteRedisPrefix(ws.prefix);
+  }, 300_000);
+
+  it('delivers every event to a webhook that fails 30% with 500, answers 429 Retry-After and times out', async () => {
+    const secret = 'chaos-secret-not-in-logs';
+    const server = await startChaos({ secret, fail500: 0.3, fail429: 0.1, timeoutRate: 0.05, slowMs: 1500, seed: 42 });
+    try {
+      const ws = workspace('webhook', {
+        sinks: `      - { name: hub, type: webhook, url: "${server.url}", secret: "\${env:HUB_SECRET}", timeoutMs: 1000 }`,
+        retry: '{ attempts: 50, initialMs: 50, maxMs: 500 }',
+      });
+      dropCsv(join(ws.inbox, 'kunden_web.csv'), kundenRows(5_000, 200));
+      const agent = startAgent(ws.config, { env: { HUB_SECRET: secret } });
+      running.push(agent);
+      await waitFor('5,000 distinct events at the webhook', () => server.received.size >= 5_000 || agent.proc.exitCode !== null, 150_000, 250);
+      expect(await agent.stop()).toBe(0);
+      expect(server.received.size).toBe(5_000);
+      expect(server.badSignatures).toBe(0);
+      expect(server.statuses[500]).toBeGreaterThan(0);
+      expect(server.statuses[429]).toBeGreaterThan(0);
+      expect(agent.stderr()).not.toContain(secret);
+      const dlq = await runFerry(['dlq', 'list', '--config', ws.config, '--json']);
+      expect(dlq.stdout.trim()).toBe('');
+      await deleteRedisPrefix(ws.prefix);
+    } finally {
+      await server.close();
+    }
+  }, 200_000);
+
+  it('dead-letters rows that break the contract with row number and reason; replay after fixing the mapping delivers them', async () => {
+    const mappingDir = tempWorkspace('mapping');
+    mkdirSync(join(mappingDir, 'contracts'));
+    copyFileSync(join(REPO, 'mappings/contracts/customer.v1.schema.json'), join(mappingDir, 'contracts/customer.v1.schema.json'));
+    const original = readFileSync(join(REPO, 'mappings/customers.yaml'), 'utf8');
+    writeFile(join(mappingDir, 'customers.yaml'), original);
+    const ws = workspace('violations', { mappingDir });
+    dropCsv(join(ws.inbox, 'kunden_bad.csv'), [
+      '1;Jürgen;Straßer;j@example.de;1234,50;31.01.2024;A',
+      '2;Bad;Date;b@example.de;1,00;31.02.2024;A',
+      '3;Unknown;Code;u@example.de;1,00;01.02.2024;P',
+      ';Missing;Key;m@example.de;1,00;01.02.2024;A',
+      '5;Café;€uro Weiß;c@example.de;5,00;01.02.2024;I',
+      '6;Gone;Away;g@example.de;1,00;01.02.2024;D',
+    ]);
+    const agent = startAgent(ws.config);
+    running.push(agent);
+    await waitFor('the good rows at the sink', () => readJsonLines(ws.out).length >= 2, 30_000);
+    await waitFor('the file to be archived', () => existsSync(join(ws.dir, 'archive/kunden_bad.csv')), 20_000);
+
+    const good = readJsonLines<Event>(ws.out);
+    expect(good.map((e) => e.subject).sort()).toEqual(['1', '5']);
+    expect(good.find((e) => e.subject === '1')!.data).toMatchObject({ name: 'Jürgen Straßer', balance: '1234.50', since: '2024-01-31', status: 'active', origin: 'legacy-erp' });
+    expect(good.find((e) => e.subject === '5')!.data.name).toBe('Café €uro Weiß');
+
+    const list = await runFerry(['dlq', 'list', '--config', ws.config, '--sink', 'mapping', '--json']);
+    expect(list.code).toBe(0);
+    const entries = list.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; location: string; reason: string; code: string });
+    expect(entries).toHaveLength(3);
+    const byLine = (line: number) => entries.find((e) => e.location.endsWith(`:${line}`))!;
+    expect(byLine(3).reason).toMatch(/31\.02\.2024/);
+    expect(byLine(4).reason).toMatch(/status/);
+    expect(byLine(5).reason).toMatch(/id/);
+    for (const e of entries) expect(e.code).toBe('FERRY_CONTRACT_VIOLATION');
+
+    const shown = await runFerry(['dlq', 'show', byLine(4).id, '--config', ws.config]);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ record: { data: { STATUS: 'P' } } });
+
+    // Fix the mapping for the unknown code; the other two are bad data and stay.
+    writeFile(join(mappingDir, 'customers.yaml'), original.replace('{ A: active, I: inactive }', '{ A: active, I: inactive, P: inactive }'));
+    const replay = await runFerry(['dlq', 'replay', '--config', ws.config]);
+    expect(replay.stderr).toMatch(/replayed 1 entry; 2 still fail/);
+    expect(replay.code).toBe(1);
+    await waitFor('the replayed row at the sink', () => readJsonLines<Event>(ws.out).some((e) => e.subject === '3'), 20_000);
+    const after = await runFerry(['dlq', 'list', '--config', ws.config, '--json']);
+    expect(after.stdout.trim().split('\n')).toHaveLength(2);
+
+    const purge = await runFerry(['dlq', 'purge', '--config', ws.config]);
+    expect(purge.code).toBe(2);
+    expect((await runFerry(['dlq', 'purge', '--config', ws.config, '--yes'])).code).toBe(0);
+    expect((await runFerry(['dlq', 'list', '--config', ws.config, '--json'])).stdout.trim()).toBe('');
+
+    const status = await runFerry(['status', '--config', ws.config, '--json']);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout).pipelines[0]).toMatchObject({ name: 'customers', agents: [expect.objectContaining({ agentId: 'test-violations' })] });
+    expect(await agent.stop()).toBe(0);
+    expect(readdirSync(join(ws.dir, 'archive'))).toContain('kunden_bad.csv');
+    await deleteRedisPrefix(ws.prefix);
+  }, 120_000);
+});

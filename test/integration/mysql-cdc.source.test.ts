@@ -1,0 +1,329 @@
+import { describe, expect, it } from 'vitest';
+import type { SourceRecord } from '../../agent/plugin/source.js';
+import { FerryError, RetryableError } from '../../agent/errors/index.js';
+import { BinlogStream } from '../../sources/mysql-cdc/binlog-stream.js';
+import { connectionOptions } from '../../sources/mysql-cdc/connection.js';
+import { ALTER_MID_STREAM_CHANGES, alterMidStream, contextFor, drain, masterStatus, runOnce, sourceFor, uniqueServerId, useFixture } from './mysql-cdc.helpers.js';
+
+const [fx, t] = useFixture('cdc');
+const count = (n: number) => (records: SourceRecord[]) => records.length >= n;
+
+describe('mysql-cdc streaming', () => {
+  it('streams inserts, updates and deletes with before and after images and every column type', async () => {
+    await fx.root.query(`CREATE TABLE ${t('types')} (
+      id INT UNSIGNED PRIMARY KEY, big BIGINT, ubig BIGINT UNSIGNED, amount DECIMAL(20,6), happened DATETIME(3),
+      stamped TIMESTAMP(6) NULL, doc JSON, state ENUM('new','paid'), tags SET('x','y','z'), raw BLOB, flags BIT(10),
+      flag BIT(1), name VARCHAR(20), ratio DOUBLE, day DATE, tiny TINYINT UNSIGNED, note TEXT)`);
+    const source = sourceFor(fx, { tables: [t('types')] });
+    await source.open(undefined, contextFor());
+    try {
+      await fx.root.query(`INSERT INTO ${t('types')} VALUES
+        (1, -9007199254740993, 18446744073709551615, '12345678901234.123456', '2024-01-02 03:04:05.678', '2024-01-02 03:04:05.123456',
+         '{"a":[1,2.50,"x"]}', 'paid', 'x,z', x'00ff10', b'1010101010', b'1', 'hé', 1.5, '2024-02-29', 255, 'long text'),
+        (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`);
+      await fx.root.query(`UPDATE ${t('types')} SET name = 'renamed', amount = '0.000001' WHERE id = 2`);
+      await fx.root.query(`DELETE FROM ${t('types')} WHERE id = 1`);
+      const { records } = await drain(source, count(4));
+      expect(records.map((r) => r.op)).toEqual(['c', 'c', 'u', 'd']);
+      const [first, second, update, del] = records as [SourceRecord, SourceRecord, SourceRecord, SourceRecord];
+      expect(first.origin).toEqual({ kind: 'table', name: t('types') });
+      expect(first.data).toEqual({
+        id: 1, big: '-9007199254740993', ubig: '18446744073709551615', amount: '12345678901234.123456',
+        happened: '2024-01-02T03:04:05.678', stamped: '2024-01-02T03:04:05.123456Z', doc: '{"a":[1,2.50,"x"]}',
+        state: 'paid', tags: 'x,z', raw: Buffer.from([0, 0xff, 0x10]).toString('base64'), flags: 682, flag: true,
+        name: 'hé', ratio: 1.5, day: '2024-02-29', tiny: 255, note: 'long text',
+      });
+      expect(Object.values(second.data).filter((v) => v !== null)).toEqual([2]);
+      expect(update.before).toMatchObject({ id: 2, name: null, amount: null });
+      expect(update.data).toMatchObject({ id: 2, name: 'renamed', amount: '0.000001' });
+      expect(del.before).toEqual(first.data);
+      expect(del.data).toEqual(first.data);
+      // position, location, time and id all name the event in the binlog
+      expect(first.position).toMatch(/^mariadb-bin\.\d{6}:\d+$/);
+      expect(first.location).toBe(`${t('types')} @ ${first.position}`);
+      expect(first.changeId).toBe(`${first.position}:0`);
+      expect(second.changeId).toBe(`${first.position}:1`);
+      expect(Date.now() - Date.parse(first.time)).toBeLessThan(60_000);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('resumes after the last committed checkpoint without losing or repeating a change', async () => {
+    await fx.root.query(`CREATE TABLE ${t('resume')} (id INT PRIMARY KEY, v INT)`);
+    const first = sourceFor(fx, { tables: [t('resume')] });
+    const ctx = contextFor();
+    await first.open(undefined, ctx);
+    for (let i = 1; i <= 5; i++) await fx.root.query(`INSERT INTO ${t('resume')} VALUES (?, ?)`, [i, i]);
+    const run1 = await drain(first, count(5));
+    await first.commit(run1.checkpoint!);
+    await first.close();
+    expect(await ctx.state.get('committedPosition')).toMatch(/^stream mariadb-bin\.\d+:\d+$/);
+
+    // written while the agent is down
+    for (let i = 6; i <= 8; i++) await fx.root.query(`INSERT INTO ${t('resume')} VALUES (?, ?)`, [i, i]);
+    const run2 = await runOnce(sourceFor(fx, { tables: [t('resume')] }), run1.checkpoint, count(3));
+    const ids = [...run1.records, ...run2.records].map((r) => r.data.id);
+    expect(ids).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it('follows the binlog into the next file, and resumes from a checkpoint there', async () => {
+    await fx.root.query(`CREATE TABLE ${t('rotate')} (id INT PRIMARY KEY)`);
+    const before = await masterStatus(fx);
+    const first = sourceFor(fx, { tables: [t('rotate')] });
+    await first.open(undefined, contextFor());
+    await fx.root.query(`INSERT INTO ${t('rotate')} VALUES (1)`);
+    await fx.root.query('FLUSH BINARY LOGS');
+    await fx.root.query(`INSERT INTO ${t('rotate')} VALUES (2)`);
+    const run1 = await drain(first, count(2));
+    await first.close();
+    const after = await masterStatus(fx);
+    expect(after.file > before.file).toBe(true);
+    expect(run1.records.map((r) => r.position.split(':')[0])).toEqual([before.file, expect.any(String)]);
+    expect((run1.checkpoint as { file: string }).file > before.file).toBe(true);
+
+    await fx.root.query(`INSERT INTO ${t('rotate')} VALUES (3)`);
+    const run2 = await runOnce(sourceFor(fx, { tables: [t('rotate')] }), run1.checkpoint, count(1));
+    expect(run2.records.map((r) => r.data.id)).toEqual([3]);
+  });
+
+  it('re-delivers an uncommitted transaction from its start, with identical change ids', async () => {
+    await fx.root.query(`CREATE TABLE ${t('tx')} (id INT PRIMARY KEY, v VARCHAR(10))`);
+    const source = sourceFor(fx, { tables: [t('tx')], maxBatchSize: 1 });
+    await source.open(undefined, contextFor());
+    const [[master]] = await fx.root.query<import('mysql2').RowDataPacket[]>('SHOW MASTER STATUS');
+    await fx.root.query(`START TRANSACTION; INSERT INTO ${t('tx')} VALUES (1,'a'),(2,'b'); INSERT INTO ${t('tx')} VALUES (3,'c'); COMMIT`);
+    // batches of one event: the first ends inside the transaction, so its
+    // checkpoint must still be the position before the transaction
+    const run1 = await drain(source, count(1));
+    await source.close();
+    const startCp = run1.checkpoint;
+    expect(run1.records.map((r) => r.data.id)).toEqual([1, 2]);
+    // (other test files write to the server too: the boundary may be a later transaction's end, never inside ours)
+    const cp = startCp as { phase: string; file: string; pos: number };
+    const firstRowPos = Number(run1.records[0]!.position.split(':')[1]);
+    expect(cp).toMatchObject({ phase: 'stream', file: master!.File });
+    expect(cp.pos).toBeGreaterThanOrEqual(Number(master!.Position));
+    expect(cp.pos).toBeLessThan(firstRowPos);
+
+    const run2 = await runOnce(sourceFor(fx, { tables: [t('tx')] }), startCp, count(3));
+    expect(run2.records.map((r) => r.data.id)).toEqual([1, 2, 3]);
+    expect(run2.records[0]!.changeId).toBe(run1.records[0]!.changeId);
+    const run3 = await runOnce(sourceFor(fx, { tables: [t('tx')] }), startCp, count(3));
+    expect(run3.records.map((r) => r.changeId)).toEqual(run2.records.map((r) => r.changeId));
+    expect(run2.checkpoint).not.toEqual(startCp);
+  });
+
+  it('decodes rows written before and after ALTER TABLE with the columns of their time, even when read afterwards', async () => {
+    await fx.root.query(`CREATE TABLE ${t('ddl')} (id INT PRIMARY KEY, a VARCHAR(10), b INT)`);
+    const source = sourceFor(fx, { tables: [t('ddl')] });
+    await source.open(undefined, contextFor());
+    try {
+      // all written (and all DDL done) before the first read: the old rows
+      // must not be decoded against today's columns
+      await alterMidStream(fx, t('ddl'));
+      const { records } = await drain(source, count(4));
+      expect(records.map((r) => [r.op, r.data])).toEqual(ALTER_MID_STREAM_CHANGES);
+      expect(records[2]!.before).toEqual({ id: 2, c: '2024-05-06', b: 20 });
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('keeps at most maxBufferedEvents decoded while nobody pulls, and loses nothing when pulling resumes', async () => {
+    await fx.root.query(`CREATE TABLE ${t('bp')} (id INT PRIMARY KEY, pad VARCHAR(100))`);
+    const source = sourceFor(fx, { tables: [t('bp')], maxBufferedEvents: 50, maxBatchSize: 10 });
+    await source.open(undefined, contextFor());
+    const rows = 1000;
+    const inserts = Array.from({ length: rows }, (_, i) => `INSERT INTO ${t('bp')} VALUES (${i + 1}, REPEAT('x', 100));`).join('\n');
+    await fx.root.query(inserts);
+    const ac = new AbortController();
+    const it = source.read(ac.signal)[Symbol.asyncIterator]();
+    try {
+      const ids: unknown[] = [];
+      const first = await it.next();
+      ids.push(...(first.value as { records: SourceRecord[] }).records.map((r) => r.data.id));
+      await new Promise((r) => setTimeout(r, 1_000)); // the consumer is busy: nobody pulls
+      expect(source.bufferedEvents).toBeGreaterThan(0);
+      expect(source.bufferedEvents).toBeLessThanOrEqual(50);
+      while (ids.length < rows) {
+        const next = await it.next();
+        ids.push(...(next.value as { records: SourceRecord[] }).records.map((r) => r.data.id));
+      }
+      expect(ids).toEqual(Array.from({ length: rows }, (_, i) => i + 1));
+    } finally {
+      ac.abort();
+      await it.return?.();
+      await source.close();
+    }
+  });
+
+  it('counts a multi-row event by its rows against maxBufferedEvents, so memory follows rows', async () => {
+    await fx.root.query(`CREATE TABLE ${t('bprows')} (id INT PRIMARY KEY, pad VARCHAR(100))`);
+    const source = sourceFor(fx, { tables: [t('bprows')], maxBufferedEvents: 300, maxBatchSize: 10 });
+    await source.open(undefined, contextFor());
+    const rows = 5000;
+    // one statement: the binlog splits it into row events of ~8 KB, each carrying dozens of rows
+    await fx.root.query(`INSERT INTO ${t('bprows')} SELECT seq, REPEAT('x', 100) FROM ${t(`seq_1_to_${rows}`)}`);
+    const ac = new AbortController();
+    const it = source.read(ac.signal)[Symbol.asyncIterator]();
+    try {
+      let n = ((await it.next()).value as { records: SourceRecord[] }).records.length; // starts the binlog stream
+      await new Promise((r) => setTimeout(r, 1_000)); // then nobody pulls
+      // paused above half the limit, at most the limit plus the rows of the event that crossed it
+      // (counting events instead, all ~70 events of the statement would fit)
+      expect(source.bufferedEvents).toBeGreaterThan(150);
+      expect(source.bufferedEvents).toBeLessThan(450);
+      while (n < rows) n += ((await it.next()).value as { records: SourceRecord[] }).records.length;
+      expect(n).toBe(rows);
+    } finally {
+      ac.abort();
+      await it.return?.();
+      await source.close();
+    }
+  });
+
+  it('turns TRUNCATE TABLE into one t record', async () => {
+    await fx.root.query(`CREATE TABLE ${t('trunc')} (id INT PRIMARY KEY)`);
+    await fx.root.query(`CREATE TABLE ${t('other')} (id INT PRIMARY KEY)`);
+    const source = sourceFor(fx, { tables: [t('trunc')] });
+    await source.open(undefined, contextFor());
+    try {
+      await fx.root.query(`INSERT INTO ${t('trunc')} VALUES (1)`);
+      await fx.root.query(`TRUNCATE TABLE ${t('other')}`);
+      await fx.root.query(`USE \`${fx.database}\`; TRUNCATE trunc`);
+      const { records } = await drain(source, count(2));
+      expect(records.map((r) => [r.op, r.origin.name, r.data])).toEqual([
+        ['c', t('trunc'), { id: 1 }],
+        ['t', t('trunc'), {}],
+      ]);
+      expect(records[1]!.changeId).toBe(`${records[1]!.position}:0`);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('stops reading promptly when the signal aborts', async () => {
+    await fx.root.query(`CREATE TABLE ${t('idle')} (id INT PRIMARY KEY)`);
+    const source = sourceFor(fx, { tables: [t('idle')] });
+    await source.open(undefined, contextFor());
+    const ac = new AbortController();
+    const started = Date.now();
+    setTimeout(() => ac.abort(), 300);
+    for await (const batch of source.read(ac.signal)) expect(batch).toBeDefined();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await source.close();
+  });
+
+  it('turns a dropped binlog connection into a RetryableError', async () => {
+    await fx.root.query(`CREATE TABLE ${t('kill')} (id INT PRIMARY KEY)`);
+    const source = sourceFor(fx, { tables: [t('kill')] });
+    await source.open(undefined, contextFor());
+    const killer = setTimeout(async () => {
+      const [rows] = await fx.root.query<import('mysql2').RowDataPacket[]>(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND COMMAND LIKE 'Binlog Dump%'",
+        [fx.user],
+      );
+      for (const r of rows) await fx.root.query(`KILL ${Number(r.ID)}`);
+    }, 500);
+    const err = await drain(source, () => false, 5_000).catch((e: unknown) => e);
+    clearTimeout(killer);
+    await source.close();
+    expect(err).toBeInstanceOf(FerryError);
+    expect((err as FerryError).name).toBe('RetryableError');
+  });
+
+  it('keeps an idle binlog connection alive with heartbeats, and reports one that went silent as retryable', async () => {
+    const stream = new BinlogStream({
+      connection: connectionOptions(fx.url),
+      serverId: uniqueServerId(),
+      from: await masterStatus(fx),
+      includeSchema: { [fx.database]: ['none'] },
+      maxBuffered: 100,
+      heartbeatMs: 200,
+      onArrival: () => undefined,
+      columnsFor: () => [],
+    });
+    await stream.start();
+    const ac = new AbortController();
+    try {
+      const idle: string[] = [];
+      const until = Date.now() + 1_000;
+      while (Date.now() < until) {
+        const item = await stream.next(ac.signal, 100);
+        if (item?.error) throw item.error;
+        if (item) idle.push(item.event.getEventName());
+      }
+      // 1 s is five heartbeat periods: on an idle server only heartbeats kept
+      // the watchdog quiet (on a busy one, other transactions' events did)
+      expect(idle.length).toBeGreaterThan(2);
+      // the network goes quiet without closing: stop reading the socket behind zongji's back
+      (stream as unknown as { zongji: { connection: { stream: { pause(): void } } } }).zongji.connection.stream.pause();
+      let item = await stream.next(ac.signal, 2_000);
+      while (item && !item.error) item = await stream.next(ac.signal, 2_000);
+      expect(item?.error).toBeInstanceOf(RetryableError);
+      expect(item?.error?.message).toMatch(/no binlog event or heartbeat from the server/);
+    } finally {
+      stream.stop();
+    }
+  });
+
+  it('reports a serverId already used by another reader as a config error', async () => {
+    await fx.root.query(`CREATE TABLE ${t('dup')} (id INT PRIMARY KEY)`);
+    const serverId = uniqueServerId();
+    const first = sourceFor(fx, { tables: [t('dup')], serverId });
+    const second = sourceFor(fx, { tables: [t('dup')], serverId });
+    await first.open(undefined, contextFor());
+    await second.open(undefined, contextFor());
+    const firstRun = drain(first, () => false, 5_000).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 300));
+    const secondRun = drain(second, () => false, 1_000).catch((e: unknown) => e);
+    const err = await firstRun;
+    await secondRun;
+    await first.close();
+    await second.close();
+    expect(err).toBeInstanceOf(FerryError);
+    expect((err as FerryError).code).toBe('FERRY_CONFIG_INVALID');
+    expect((err as FerryError).where).toBe('source.serverId');
+  });
+
+  it('refuses a serverId equal to the server\'s own server_id', async () => {
+    const source = sourceFor(fx, { tables: [t('types')], serverId: 1 });
+    const err = await source.open(undefined, contextFor()).catch((e: unknown) => e);
+    await source.close();
+    expect(err).toBeInstanceOf(FerryError);
+    expect((err as FerryError).code).toBe('FERRY_CONFIG_INVALID');
+    expect((err as FerryError).where).toBe('source.serverId');
+  });
+});
+
+describe('mysql-cdc check()', () => {
+  it('passes on a server set up as the docs say, for a user with the documented grants', async () => {
+    await fx.root.query(`CREATE TABLE IF NOT EXISTS ${t('checked')} (id INT PRIMARY KEY)`);
+    const results = await sourceFor(fx, { tables: [t('checked')] }).check();
+    const failed = results.filter((r) => !r.ok);
+    expect(failed).toEqual([]);
+    expect(results.map((r) => r.name)).toEqual(
+      expect.arrayContaining(['log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata', 'binlog_row_value_options', 'binlog retention', 'REPLICATION SLAVE', 'REPLICATION CLIENT', `SELECT on ${t('checked')}`]),
+    );
+  });
+
+  it('names each missing privilege and setting with the statement that fixes it', async () => {
+    await fx.root.query(`CREATE TABLE IF NOT EXISTS ${t('checked')} (id INT PRIMARY KEY)`);
+    const user = `${fx.user.slice(0, 28)}_ro`;
+    await fx.root.query(`CREATE USER '${user}'@'%' IDENTIFIED BY 'pw'`);
+    try {
+      const source = sourceFor(
+        { ...fx, url: `mysql://${user}:pw@127.0.0.1:3306/${fx.database}` },
+        { tables: [t('checked')], serverId: 1, retentionToleranceHours: 10_000 },
+      );
+      const failed = new Map((await source.check()).filter((r) => !r.ok).map((r) => [r.name, r]));
+      expect([...failed.keys()].sort()).toEqual(['REPLICATION CLIENT', 'REPLICATION SLAVE', `SELECT on ${t('checked')}`, 'binlog retention', 'server_id'].sort());
+      expect(failed.get('REPLICATION SLAVE')!.fix).toBe(`GRANT REPLICATION SLAVE ON *.* TO '${user}'@'%'; (as an administrator)`);
+      expect(failed.get('binlog retention')!.severity).toBe('warning');
+      expect(failed.get('binlog retention')!.fix).toMatch(/^SET GLOBAL binlog_expire_logs_seconds = 36000000;/);
+    } finally {
+      await fx.root.query(`DROP USER '${user}'@'%'`);
+    }
+  });
+});

@@ -1,0 +1,245 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FerryError } from '../../agent/errors/index.js';
+import type { Checkpoint, SnapshotBatch, SnapshotRequest, SourceRecord } from '../../agent/plugin/source.js';
+import { ADMIN_URL, context, Driver, makeSource, TestDatabase } from './postgres-cdc.helpers.js';
+
+const db = new TestDatabase();
+
+beforeAll(async () => {
+  await db.create();
+  await db.sql(`
+    CREATE TABLE public.accounts (id int PRIMARY KEY, balance numeric(12,2), owner text);
+    INSERT INTO public.accounts SELECT g, g * 1.5, 'owner ' || g FROM generate_series(1, 3000) g;
+    CREATE TABLE public.lines (order_id int, line int, qty int, PRIMARY KEY (order_id, line));
+    INSERT INTO public.lines SELECT g / 10, g % 10, g FROM generate_series(0, 1999) g;
+    CREATE TABLE public.audit (msg text);
+    INSERT INTO public.audit SELECT 'same' FROM generate_series(1, 5);
+    -- Shared by several tests with different table lists: each test must see all of them published.
+    CREATE PUBLICATION pub_snap FOR TABLE public.accounts, public.lines, public.audit;`);
+});
+afterAll(() => db.drop());
+
+type Row = Record<string, unknown>;
+
+/** Applies events in order, as a sink upserting by key would. */
+function replay(records: SourceRecord[], table: string, key: (data: Row) => string): Map<string, Row> {
+  const rows = new Map<string, Row>();
+  for (const r of records.filter((x) => x.origin.name === table)) {
+    if (r.op === 'd') rows.delete(key(r.data));
+    else if (r.op === 't') rows.clear();
+    else rows.set(key(r.data), r.data);
+  }
+  return rows;
+}
+
+describe('postgres-cdc snapshot', () => {
+  it('snapshots in key-ordered chunks consistently with concurrent writes, then streams', async () => {
+    const driver = await new Driver(
+      makeSource(db, { slot: 'snap_consistent', publication: 'pub_snap', tables: ['public.accounts', 'public.lines', 'public.audit'], snapshotChunkSize: 400 }),
+    ).open();
+    try {
+      // Written after the slot's consistent point, while the snapshot is being read.
+      const writes = (async () => {
+        for (let i = 0; i < 30; i++) {
+          await db.sql(`UPDATE public.accounts SET balance = balance + 1 WHERE id = $1`, [i * 97 + 1]);
+          await db.sql(`DELETE FROM public.accounts WHERE id = $1`, [i * 89 + 2]);
+          await db.sql(`INSERT INTO public.accounts VALUES ($1, 0.01, 'new')`, [10_000 + i]);
+          await db.sql(`UPDATE public.lines SET qty = -qty WHERE order_id = $1`, [i]);
+        }
+      })();
+      await driver.until((rs) => rs.filter((r) => r.op === 'r').length >= 400);
+      await writes;
+      await db.sql(`INSERT INTO public.accounts VALUES (99999, 1, 'marker')`);
+      const records = await driver.until((rs) => rs.some((r) => r.data.id === 99999));
+      const snapshot = records.filter((r) => r.op === 'r');
+      expect(snapshot.filter((r) => r.origin.name === 'public.accounts')).toHaveLength(3000);
+      expect(snapshot.filter((r) => r.origin.name === 'public.lines')).toHaveLength(2000);
+      expect(snapshot.filter((r) => r.origin.name === 'public.audit')).toHaveLength(5);
+      // Snapshot first, stream after: no change is interleaved with it.
+      const lastSnapshot = records.findLastIndex((r) => r.op === 'r');
+      expect(records.slice(0, lastSnapshot).every((r) => r.op === 'r')).toBe(true);
+      expect(new Set(records.map((r) => r.changeId)).size).toBe(records.length);
+      // Key order within a table, chunk after chunk.
+      const ids = snapshot.filter((r) => r.origin.name === 'public.accounts').map((r) => r.data.id as number);
+      expect(ids).toEqual([...ids].sort((a, b) => a - b));
+      // Every write came after the slot's consistent point: the snapshot shows none of them.
+      expect(ids).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+      for (const r of snapshot.filter((x) => x.origin.name === 'public.accounts')) expect(r.data.balance).toBe(((r.data.id as number) * 1.5).toFixed(2));
+      expect(records.slice(lastSnapshot + 1).filter((r) => r.op !== 'r')).toHaveLength(30 * 13 + 1); // per round: update, delete, insert, 10 line updates; then the marker
+
+      const accounts = replay(records, 'public.accounts', (d) => String(d.id));
+      const table = await db.sql<{ id: number; balance: string; owner: string }>(`SELECT id, balance::text, owner FROM public.accounts ORDER BY id`);
+      expect([...accounts.values()].sort((a, b) => (a.id as number) - (b.id as number))).toEqual(table);
+      const lines = replay(records, 'public.lines', (d) => `${d.order_id}/${d.line}`);
+      const lineRows = await db.sql(`SELECT order_id, line, qty FROM public.lines`);
+      expect(lines.size).toBe(lineRows.length);
+      for (const row of lineRows) expect(lines.get(`${row.order_id}/${row.line}`)).toEqual(row);
+    } finally {
+      await driver.close();
+    }
+  });
+
+  it('resumes an interrupted snapshot after the last durable chunk', async () => {
+    const source = () => makeSource(db, { slot: 'snap_resume', publication: 'pub_snap', tables: ['public.accounts', 'public.lines'], snapshotChunkSize: 500 });
+    const first = await new Driver(source()).open();
+    let cp: Checkpoint;
+    try {
+      await first.until((rs) => rs.length >= 1000);
+      cp = first.batches[1]!.checkpoint; // two chunks durable
+      await first.source.commit(cp);
+      expect(cp).toMatchObject({ snapshot: { tables: ['public.accounts', 'public.lines'], lastKey: [expect.any(String)] } });
+    } finally {
+      await first.close(); // killed mid-snapshot
+    }
+    const durable = first.batches.slice(0, 2).flatMap((b) => b.records);
+    const total = Number((await db.sql(`SELECT (SELECT count(*) FROM public.accounts) + (SELECT count(*) FROM public.lines) AS n`))[0]!.n);
+    const second = await new Driver(source()).open(cp);
+    try {
+      const rest = await second.until((rs) => rs.length >= total - durable.length);
+      await new Promise((r) => setTimeout(r, 300));
+      const keys = [...durable, ...rest].filter((r) => r.op === 'r').map((r) => `${r.origin.name}:${JSON.stringify(r.data)}`);
+      expect(keys.length).toBe(total);
+      expect(new Set(keys).size).toBe(total);
+      // The same snapshot id names the resumed rows.
+      expect(rest[0]!.changeId.split(':').slice(0, 2)).toEqual(durable[0]!.changeId.split(':').slice(0, 2));
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe('postgres-cdc snapshot on request (Source.snapshot)', () => {
+  async function collect(source: ReturnType<typeof makeSource>, request: SnapshotRequest): Promise<SnapshotBatch[]> {
+    const batches: SnapshotBatch[] = [];
+    try {
+      for await (const b of source.snapshot(request, context(), new AbortController().signal)) batches.push(b);
+    } finally {
+      await source.close();
+    }
+    return batches;
+  }
+
+  it('reads the chosen rows in key order with progress, without a slot or a stored position', async () => {
+    const source = makeSource(db, { slot: 'snap_request', publication: 'pub_request', tables: ['public.accounts', 'public.lines'], snapshotChunkSize: 30 });
+    const batches = await collect(source, { tables: ['public.accounts'], where: 'id BETWEEN 101 AND 200', runId: 'run1' });
+    const rows = batches.flatMap((b) => b.records);
+    const expected = await db.sql(`SELECT id FROM public.accounts WHERE id BETWEEN 101 AND 200 ORDER BY id`);
+    expect(rows.map((r) => r.data.id)).toEqual(expected.map((r) => r.id));
+    expect(rows.every((r) => r.op === 'r' && r.changeId.startsWith('snapshot:run1:public.accounts:'))).toBe(true);
+    const n = expected.length; // earlier tests deleted a few
+    expect(batches.map((b) => b.progress)).toEqual([30, 60, 90, n].map((rowsDone) => ({ table: 'public.accounts', rowsDone, rowsTotal: n })));
+    // Nothing was created: no slot, no publication.
+    expect(await db.slot('snap_request')).toBeUndefined();
+    expect(await db.sql(`SELECT 1 FROM pg_publication WHERE pubname = 'pub_request'`)).toEqual([]);
+
+    // All captured tables by default; the planner's estimate as the total.
+    await db.sql('ANALYZE public.accounts, public.lines');
+    const all = await collect(makeSource(db, { slot: 'snap_request', publication: 'pub_request', tables: ['public.accounts', 'public.lines'], snapshotChunkSize: 1000 }), { runId: 'run2' });
+    const counts = await db.sql<{ a: string; l: string }>(`SELECT (SELECT count(*) FROM public.accounts) AS a, (SELECT count(*) FROM public.lines) AS l`);
+    expect(all.at(-1)!.progress).toEqual({ table: 'public.lines', rowsDone: Number(counts[0]!.l), rowsTotal: Number(counts[0]!.l) });
+    expect(all.flatMap((b) => b.records)).toHaveLength(Number(counts[0]!.a) + Number(counts[0]!.l));
+  });
+
+  it('refuses a table it does not capture, a second statement and a condition Postgres rejects', async () => {
+    const source = () => makeSource(db, { slot: 'snap_request', publication: 'pub_request', tables: ['public.accounts'] });
+    await expect(collect(source(), { tables: ['public.audit'], runId: 'x' })).rejects.toMatchObject({ code: 'FERRY_USAGE' });
+    await expect(collect(source(), { where: 'id > 1; DELETE FROM public.accounts', runId: 'x' })).rejects.toMatchObject({ code: 'FERRY_USAGE', message: expect.stringContaining('";"') });
+    await expect(collect(source(), { where: 'no_such_column = 1', runId: 'x' })).rejects.toMatchObject({ code: 'FERRY_USAGE', message: expect.stringContaining('no_such_column') });
+    expect(await db.sql(`SELECT count(*)::int AS n FROM public.accounts`)).not.toEqual([{ n: 0 }]);
+  });
+});
+
+describe('postgres-cdc slot faults', () => {
+  it('reports a slot in use by another reader, naming the slot and pid', async () => {
+    const first = await new Driver(makeSource(db, { slot: 'slot_busy', publication: 'pub_snap', tables: ['public.audit'], snapshot: 'never' })).open();
+    try {
+      await db.sql(`INSERT INTO public.audit VALUES ('x')`);
+      await first.count(1);
+      const pid = (await db.slot('slot_busy'))?.active_pid;
+      const second = makeSource(db, { slot: 'slot_busy', publication: 'pub_snap', tables: ['public.audit'], snapshot: 'never' });
+      const error = await new Driver(second).open({ lsn: '0/0' }).then(() => undefined, (e: unknown) => e);
+      await second.close();
+      expect(error).toBeInstanceOf(FerryError);
+      expect(error).toMatchObject({ code: 'FERRY_SOURCE_SLOT_IN_USE', message: `replication slot slot_busy is in use by pid ${pid}` });
+    } finally {
+      await first.close();
+    }
+  });
+
+  it('stops with FERRY_SOURCE_POSITION_LOST when the slot was dropped, or re-snapshots with when_needed', async () => {
+    const config = { slot: 'slot_dropped', publication: 'pub_snap', tables: ['public.audit'] };
+    const first = await new Driver(makeSource(db, { ...config, snapshot: 'never' })).open();
+    let cp: Checkpoint;
+    try {
+      await db.sql(`INSERT INTO public.audit VALUES ('before drop')`);
+      await first.count(1);
+      cp = await first.commitAll();
+    } finally {
+      await first.close();
+    }
+    await expect.poll(async () => (await db.slot('slot_dropped'))?.active_pid ?? null).toBeNull();
+    await db.sql(`SELECT pg_drop_replication_slot('slot_dropped')`);
+    await db.sql(`INSERT INTO public.audit VALUES ('lost while down')`);
+
+    const strict = makeSource(db, { ...config, snapshot: 'initial' });
+    const error = await new Driver(strict).open(cp).then(() => undefined, (e: unknown) => e);
+    await strict.close();
+    expect(error).toMatchObject({ code: 'FERRY_SOURCE_POSITION_LOST' });
+    expect((error as Error).message).toContain('replication slot slot_dropped');
+
+    const healing = await new Driver(makeSource(db, { ...config, snapshot: 'when_needed' })).open(cp);
+    try {
+      const records = await healing.until((rs) => rs.some((r) => r.data.msg === 'lost while down'));
+      expect(records.every((r) => r.op === 'r')).toBe(true);
+      expect(await db.slot('slot_dropped')).toBeDefined();
+    } finally {
+      await healing.close();
+    }
+  });
+
+  it('reports a slot moved past the stored position by someone else as position lost', async () => {
+    const config = { slot: 'slot_moved', publication: 'pub_snap', tables: ['public.audit'], snapshot: 'never' as const };
+    const first = await new Driver(makeSource(db, config)).open();
+    let cp: Checkpoint;
+    try {
+      await db.sql(`INSERT INTO public.audit VALUES ('seen')`);
+      await first.count(1);
+      cp = await first.commitAll();
+    } finally {
+      await first.close();
+    }
+    await expect.poll(async () => (await db.slot('slot_moved'))?.active_pid ?? null).toBeNull();
+    await db.sql(`INSERT INTO public.audit VALUES ('skipped by someone')`);
+    await db.sql(`SELECT pg_replication_slot_advance('slot_moved', pg_current_wal_lsn())`);
+    const source = makeSource(db, config);
+    const error = await new Driver(source).open(cp).then(() => undefined, (e: unknown) => e);
+    await source.close();
+    expect(error).toMatchObject({ code: 'FERRY_SOURCE_POSITION_LOST' });
+    expect((error as Error).message).toMatch(/replication slot slot_moved: it was moved to .* past Ferry's durable position/);
+  });
+
+  it('refuses a slot of another database or plugin with a fix', async () => {
+    await db.sql(`SELECT pg_create_logical_replication_slot('slot_other_plugin', 'test_decoding')`);
+    const wrongPlugin = makeSource(db, { slot: 'slot_other_plugin', publication: 'pub_snap', tables: ['public.audit'] });
+    await expect(wrongPlugin.open(undefined, context())).rejects.toMatchObject({ code: 'FERRY_PREFLIGHT_FAILED', message: expect.stringContaining('uses plugin test_decoding') });
+    await wrongPlugin.close();
+    const elsewhere = makeSource(db, { connection: ADMIN_URL, slot: 'slot_other_plugin', publication: 'pub_elsewhere', tables: ['pg_catalog.pg_class'] });
+    await expect(elsewhere.open(undefined, context())).rejects.toMatchObject({ code: 'FERRY_PREFLIGHT_FAILED', message: expect.stringContaining(`belongs to database ${db.name}`) });
+    await elsewhere.close();
+    const found = (await elsewhere.check()).find((r) => r.name === 'slot slot_other_plugin');
+    expect(found).toMatchObject({ ok: false, detail: `belongs to database ${db.name}, not postgres` });
+  });
+
+  it('preflights settings, privileges, tables, publication and slot with fixes', async () => {
+    const source = makeSource(db, { slot: 'slot_check', publication: 'pub_check_missing', tables: ['public.accounts', 'public.nope'] });
+    const results = await source.check();
+    const byName = new Map(results.map((r) => [r.name, r]));
+    expect(byName.get('wal_level')).toMatchObject({ ok: true });
+    expect(byName.get('replication privilege')).toMatchObject({ ok: true });
+    expect(byName.get('table public.nope')).toMatchObject({ ok: false, detail: 'does not exist' });
+    expect(byName.get('table public.accounts replica identity')).toMatchObject({ ok: true });
+    expect(byName.get('publication pub_check_missing')).toMatchObject({ severity: 'warning', fix: expect.stringContaining('CREATE PUBLICATION') });
+    expect(byName.get('slot slot_check')?.detail).toContain('missing');
+    expect(byName.get('max_slot_wal_keep_size')).toMatchObject({ severity: 'warning' });
+  });
+});
