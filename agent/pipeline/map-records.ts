@@ -1,7 +1,9 @@
 import type { Violation, MappingSet } from '../mapping/types.js';
 import type { FerryEvent } from '../event/cloud-event.js';
 import type { SourceRecord } from '../plugin/source.js';
-import { MAPPING_DLQ, type DeadLetterEntry } from '../queue/dead-letter-queue.js';
+import type { DeadLetterEntry } from '../queue/dead-letter-queue.js';
+// Not from dead-letter-queue.js: that loads BullMQ, which the mapping thread has no use for.
+import { MAPPING_DLQ } from '../queue/queue-names.js';
 import { partitionOf } from '../queue/partition.js';
 import { MappedBatchBuilder, type MappedBatch } from './mapped-batch.js';
 

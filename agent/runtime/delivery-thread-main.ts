@@ -10,7 +10,7 @@ import type { Sink } from '../plugin/sink.js';
 import { DeadLetterQueue } from '../queue/dead-letter-queue.js';
 import { DeliveryWorkers, type DeliveryTelemetry } from '../queue/delivery-worker.js';
 import { connectRedis, waitReady } from '../queue/redis-connection.js';
-import { findSink } from '../registry.js';
+import { findSink } from '../sink-registry.js';
 import { createLogger } from '../telemetry/logger.js';
 import type { DeliveryThreadData, ToDeliveryThread, FromDeliveryThread } from './delivery-thread.js';
 
