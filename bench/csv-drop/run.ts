@@ -6,8 +6,9 @@
  * agent's peak RSS (VmHWM), as a Markdown table row for docs/benchmarks.md.
  *
  *   npm run build && node dist/bench/csv-drop/run.js [--rows 1000000] [--redis redis://127.0.0.1:6379]
+ *     [--node-args "--trace-gc" --agent-stdout FILE]
  */
-import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,6 +26,8 @@ const ROWS = Number(args.get('rows') ?? 1_000_000);
 const REDIS = args.get('redis') ?? 'redis://127.0.0.1:6379';
 /** Extra node flags for the agent, e.g. `--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"` to see where its time goes. */
 const NODE_ARGS = (args.get('node-args') ?? '').split(' ').filter(Boolean);
+/** Where the agent's stdout goes (e.g. with `--node-args --trace-gc`); discarded otherwise. */
+const AGENT_STDOUT = args.get('agent-stdout');
 
 async function writeCsv(file: string): Promise<void> {
   const out = createWriteStream(file);
@@ -74,7 +77,7 @@ async function ferryPipeline(dir: string, file: string): Promise<{ ms: number; r
     mappings: join(REPO, 'mappings/customers.yaml'),
     sinkFile: 'customers.jsonl',
   });
-  const agent = spawnInstalledAgent(config, { nodeArgs: NODE_ARGS });
+  const agent = spawnInstalledAgent(config, { nodeArgs: NODE_ARGS, stdout: AGENT_STDOUT ? openSync(AGENT_STDOUT, 'w') : 'ignore' });
   await new Promise((r) => setTimeout(r, 1500));
   const count = lineCounter(join(dir, 'out/customers.jsonl'));
   const started = performance.now();
