@@ -21,6 +21,7 @@ export const FerryEventSchema = Type.Object(
     }),
     ferryposition: Type.String({ description: 'The source position of the change (file and line, LSN, binlog position...).' }),
     ferrypipeline: Type.String({ description: 'The pipeline that produced the event.' }),
+    ferrytxid: Type.Optional(Type.String({ description: 'The source transaction of the change, where the source has one: the Postgres xid, the MySQL/MariaDB GTID.' })),
   },
   { $id: 'https://ferry.dev/schemas/event.schema.json', title: 'Ferry event (CloudEvents 1.0)', additionalProperties: true },
 );

@@ -95,6 +95,7 @@ export function compileMapping(name: string, file: MappingFile, contract: Contra
       ferryposition: record.position,
       ferrypipeline: ctx.pipeline,
     };
+    if (record.txid !== undefined) e.ferrytxid = record.txid;
     return { kind: 'event', event: e };
   };
 

@@ -20,7 +20,7 @@ describe('record transport to the mapping thread', () => {
   it('gives back every record as it was, field order included, across shape changes and origins', () => {
     const records: SourceRecord[] = [
       row(0, { id: 1, name: 'a' }),
-      row(1, { id: 2, name: 'b' }, { op: 'u', before: { id: 2 } }),
+      row(1, { id: 2, name: 'b' }, { op: 'u', before: { id: 2 }, txid: '0-1-4711' }),
       // A column added mid-batch, then a row of the old shape again.
       row(2, { id: 3, name: 'c', email: 'c@x' }),
       row(3, { id: 4, name: 'd' }, { op: 'd', before: { id: 4, name: 'd' } }),
@@ -35,6 +35,7 @@ describe('record transport to the mapping thread', () => {
     expect(back.map((r) => r.origin)).toEqual(records.map((r) => r.origin));
     expect('invalid' in back[0]!).toBe(false);
     expect('before' in back[0]!).toBe(false);
+    expect('txid' in back[0]!).toBe(false);
   });
 
   it('keeps values structured clone keeps, and makes Buffers Buffers again', () => {

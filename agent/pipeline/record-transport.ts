@@ -13,7 +13,7 @@ import type { Operation, RecordOrigin, SourceRecord } from '../plugin/source.js'
  * field arrives as a Uint8Array and is made a Buffer again on unpacking.
  *
  * `values` holds, per record: origin index, op, changeId, time, location,
- * position, invalid (or undefined), data shape, before shape (-1 when there
+ * position, txid (or undefined), invalid (or undefined), data shape, before shape (-1 when there
  * is no before-image), the data values in shape order, then the before values.
  */
 export interface PackedRecords {
@@ -23,7 +23,7 @@ export interface PackedRecords {
   values: unknown[];
 }
 
-const FIXED_SLOTS = 9;
+const FIXED_SLOTS = 10;
 
 export function packRecords(records: readonly SourceRecord[]): PackedRecords {
   const origins: RecordOrigin[] = [];
@@ -38,7 +38,7 @@ export function packRecords(records: readonly SourceRecord[]): PackedRecords {
     }
     const dataShape = shapes.of(r.data);
     const beforeShape = r.before === undefined ? -1 : shapes.of(r.before);
-    values.push(origins.length - 1, r.op, r.changeId, r.time, r.location, r.position, r.invalid, dataShape, beforeShape);
+    values.push(origins.length - 1, r.op, r.changeId, r.time, r.location, r.position, r.txid, r.invalid, dataShape, beforeShape);
     for (const k of shapes.keys[dataShape]!) values.push(r.data[k]);
     if (r.before !== undefined) for (const k of shapes.keys[beforeShape]!) values.push(r.before[k]);
   }
@@ -59,15 +59,17 @@ export function unpackRecords(packed: PackedRecords): SourceRecord[] {
       location: v[i + 4] as string,
       position: v[i + 5] as string,
     };
-    const invalid = v[i + 6] as string | undefined;
-    const dataShape = shapes[v[i + 7] as number]!;
-    const beforeShape = v[i + 8] as number;
+    const txid = v[i + 6] as string | undefined;
+    const invalid = v[i + 7] as string | undefined;
+    const dataShape = shapes[v[i + 8] as number]!;
+    const beforeShape = v[i + 9] as number;
     i += FIXED_SLOTS;
     i = fill(record.data, dataShape, v, i);
     if (beforeShape >= 0) {
       record.before = {};
       i = fill(record.before, shapes[beforeShape]!, v, i);
     }
+    if (txid !== undefined) record.txid = txid;
     if (invalid !== undefined) record.invalid = invalid;
     out[n] = record;
   }

@@ -44,6 +44,8 @@ export interface SourceRecord {
   location: string;
   /** Source position attributes carried on the event (`ferryposition`) and in dead-letter entries. */
   position: string;
+  /** The source transaction the change belongs to (Postgres xid, MySQL/MariaDB GTID), carried on the event as `ferrytxid`. */
+  txid?: string;
   /**
    * Set when the source could locate the record but not read its content (a
    * malformed CSV row, an undecodable line): the framework sends it straight

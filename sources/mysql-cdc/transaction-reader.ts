@@ -109,6 +109,11 @@ export class TransactionReader {
     return this.gtid ? { gtid: this.gtid } : {};
   }
 
+  /** The transaction's GTID (the GTID event comes before its rows), carried on each event as `ferrytxid`. */
+  private txidPart(): { txid?: string } {
+    return this.gtid ? { txid: this.gtid } : {};
+  }
+
   /** Where an event starts: `file:pos`, the same on every re-read. */
   private eventPosition(ev: AnyBinlogEvent): string {
     return `${this.file}:${ev.nextPosition - ev.size - this.headerLength}`;
@@ -130,6 +135,7 @@ export class TransactionReader {
       time: new Date(ev.timestamp).toISOString(),
       location: `${table} @ ${position}`,
       position,
+      ...this.txidPart(),
     });
   }
 
@@ -146,8 +152,10 @@ export class TransactionReader {
     const op = ({ writerows: 'c', updaterows: 'u', deleterows: 'd' } as const)[ev.getEventName()];
     const decoder = version.decoder;
     const rows = ev.rows;
+    const txid = this.gtid;
     for (let i = 0; i < rows.length; i++) {
       const record: SourceRecord = { origin: { kind: 'table', name: table }, op, data: {}, changeId: `${position}:${i}`, time, location, position };
+      if (txid !== undefined) record.txid = txid;
       try {
         if (op === 'u') {
           const u = rows[i] as { before: Record<string, unknown>; after: Record<string, unknown> };

@@ -77,6 +77,7 @@ export function changeRecord(msg: ChangeMessage, txn: TransactionContext, index:
     time: txn.commitTime,
     position: lsn,
     location: `${plan.table} @ ${lsn} xid ${txn.xid}`,
+    txid: String(txn.xid),
   };
   if (before) record.before = before;
   if (invalid !== undefined) record.invalid = invalid;
@@ -94,6 +95,7 @@ export function truncateRecord(relation: Relation, txn: TransactionContext, inde
     time: txn.commitTime,
     position: lsn,
     location: `${table} @ ${lsn} xid ${txn.xid}`,
+    txid: String(txn.xid),
   };
 }
 

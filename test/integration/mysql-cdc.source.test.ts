@@ -44,6 +44,12 @@ describe('mysql-cdc streaming', () => {
       expect(first.changeId).toBe(`${first.position}:0`);
       expect(second.changeId).toBe(`${first.position}:1`);
       expect(Date.now() - Date.parse(first.time)).toBeLessThan(60_000);
+      // The GTID of each transaction travels as ferrytxid: one INSERT statement is one transaction.
+      const [[gtid]] = (await fx.root.query(`SELECT @@gtid_binlog_pos AS pos`)) as unknown as [[{ pos: string }]];
+      expect(first.txid).toMatch(/^\d+-\d+-\d+$/);
+      expect(second.txid).toBe(first.txid);
+      expect(new Set([first.txid, update.txid, del.txid]).size).toBe(3);
+      expect(gtid.pos.split(',')).toContain(del.txid);
     } finally {
       await source.close();
     }

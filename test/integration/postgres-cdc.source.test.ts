@@ -47,6 +47,9 @@ describe('postgres-cdc streaming', () => {
       expect(c.changeId).toMatch(/^[0-9A-F]+\/[0-9A-F]+:0$/);
       expect(c.location).toMatch(/^public\.orders @ [0-9A-F]+\/[0-9A-F]+ xid \d+$/);
       expect(c.position).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+      // The transaction id travels as its own attribute (ferrytxid); each autocommit statement was its own transaction.
+      expect(c.txid).toBe(/xid (\d+)$/.exec(c.location)?.[1]);
+      expect(new Set(records.map((r) => r.txid)).size).toBe(5);
       expect(Date.parse(c.time)).toBeGreaterThan(Date.now() - 60_000);
       expect(u.data).toMatchObject({ note: 'paid', amount: '0.1000000000' });
       expect(u.before).toEqual({ region: 'eu', id: 1 });

@@ -9,7 +9,7 @@ import { readJsonLines, startAgent, tempWorkspace, waitFor, writeFile, type Ferr
  * repeats.
  */
 
-export type RowEvent = { id: string; type: string; subject: string; data: { id: number; version?: number | null; note?: string | null } };
+export type RowEvent = { id: string; type: string; subject: string; ferryop: string; ferrytxid?: string; data: { id: number; version?: number | null; note?: string | null } };
 export type Op = 'c' | 'u' | 'd' | 'r';
 
 export function identity(table: string, id: number, op: Op, version?: number): string {
@@ -87,6 +87,8 @@ export async function expectAllDelivered(agent: FerryProcess, out: string, expec
   const events = readJsonLines<RowEvent>(out);
   expect(missingAt(out, expected)).toBe(0);
   expect(events.some((e) => e.data.note === 'rolled-back')).toBe(false);
+  // Streamed changes name their transaction; snapshot reads have none.
+  expect(events.filter((e) => (e.ferryop === 'r') === (e.ferrytxid !== undefined)).slice(0, 3)).toEqual([]);
   // Per-key order: the first delivery of each event, per key, has rising versions and a delete last.
   const firstSeen = new Set<string>();
   const lastVersion = new Map<string, number>();
