@@ -23,20 +23,22 @@ export interface TableInfo {
  * `binlog_snapshot_position`, taken atomically with `START TRANSACTION WITH
  * CONSISTENT SNAPSHOT`), so no `FLUSH TABLES WITH READ LOCK` (which a
  * replication user usually may not run, and which stalls writers) is needed.
- * MySQL has no such status: there `SHOW MASTER STATUS` is read right after,
- * and a write landing in between is read twice (by the snapshot and again
- * by the stream), which replays to the same end state.
+ * MySQL has no such status: there `SHOW MASTER STATUS` is read just
+ * before the transaction starts, so a write landing in between is read
+ * twice (by the snapshot and again by the stream), which replays to the
+ * same end state. Read after it, that write would be in neither.
  */
 export async function beginConsistentSnapshot(conn: Connection): Promise<BinlogPosition> {
   await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
   await conn.query("SET SESSION time_zone = '+00:00'");
+  const before = await currentBinlogEnd(conn);
   await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
   const [status] = await conn.query<RowDataPacket[]>("SHOW STATUS LIKE 'binlog_snapshot_%'");
   const v = new Map(status.map((r) => [String(r.Variable_name).toLowerCase(), String(r.Value)]));
   const file = v.get('binlog_snapshot_file');
   const pos = Number(v.get('binlog_snapshot_position'));
   if (file && pos > 0) return { file, pos };
-  return currentBinlogEnd(conn);
+  return before;
 }
 
 /** The end of the binlog now (`SHOW MASTER STATUS`): where a source with `snapshot: never` starts. */
