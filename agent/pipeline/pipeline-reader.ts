@@ -64,6 +64,9 @@ export class PipelineReader {
   /** Whether the source is open and reading (for /readyz). */
   reading = false;
 
+  /** Why the source is not reading while it waits to reopen (for `ferry status`); cleared once it reads. */
+  waitingFor: { code: string; message: string } | undefined;
+
   /**
    * Reads until `signal` aborts (then drains: every event read is queued and
    * its position committed) or a non-retryable error ends the pipeline
@@ -81,6 +84,7 @@ export class PipelineReader {
         // The previous run may have stored this checkpoint and died before telling the source.
         if (from !== undefined) await this.opts.source.commit?.(from);
         this.reading = true;
+        this.waitingFor = undefined;
         this.opts.logger.info({ from }, 'source open');
         for await (const batch of this.opts.source.read(signal)) {
           progressed = true;
@@ -100,8 +104,18 @@ export class PipelineReader {
         await this.drain().catch((drainErr) => this.opts.logger.error({ err: drainErr }, 'drain after a source error failed'));
         if (!isRetryable(err)) throw err;
         if (progressed) backoffMs = 500;
-        this.opts.telemetry.error(this.opts.pipeline, 'source', this.opts.sourceType, (err as FerryError).code ?? 'error', 'reading');
-        this.opts.logger.warn({ err: String((err as Error).message ?? err), retryInMs: backoffMs }, 'source failed; reopening from the last committed position');
+        const code = (err as FerryError).code ?? 'error';
+        const message = String((err as Error).message ?? err);
+        this.waitingFor = { code, message };
+        this.opts.telemetry.error(this.opts.pipeline, 'source', this.opts.sourceType, code, 'reading');
+        if (isStandby(err)) {
+          // Another reader holds what this source needs: wait for it to let go (a hot standby), never exit,
+          // or a service manager would restart the agent into the same error every few seconds.
+          this.opts.logger.error({ code, err: message, fix: (err as FerryError).fix, retryInMs: STANDBY_MS }, 'source is held by another reader; standing by');
+          await sleep(STANDBY_MS, signal).catch(() => {});
+          continue;
+        }
+        this.opts.logger.warn({ err: message, retryInMs: backoffMs }, 'source failed; reopening from the last committed position');
         await sleep(backoffMs, signal).catch(() => {});
         backoffMs = Math.min(backoffMs * 2, 30_000);
       } finally {
@@ -231,9 +245,17 @@ export class PipelineReader {
 /** Batches mapped ahead of the queue at most (on the mapping thread). */
 const MAX_BATCHES_MAPPING = 4;
 
-/** Connection trouble is worth reopening for; a user mistake or a lost position is not. */
+/** How often a source held by another reader (a replication slot in use) tries again. */
+const STANDBY_MS = 10_000;
+
+function isStandby(err: unknown): boolean {
+  return err instanceof FerryError && err.code === 'FERRY_SOURCE_SLOT_IN_USE';
+}
+
+/** Connection trouble and a held slot are worth reopening for; a user mistake or a lost position is not. */
 function isRetryable(err: unknown): boolean {
   if (err instanceof RetryableError) return true;
+  if (isStandby(err)) return true;
   if (err instanceof FerryError) return err.code === 'FERRY_SOURCE_UNAVAILABLE' || err.code === 'FERRY_QUEUE_UNAVAILABLE';
   // Unknown errors (a socket reset surfacing from a driver) get the benefit of the doubt.
   return true;

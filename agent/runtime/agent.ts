@@ -244,6 +244,7 @@ export async function runAgent(config: FerryConfig, opts: { role: AgentRole; log
       pipelines: pipelines.map((p) => ({
         name: p.config.name,
         reading: p.reader?.reading ?? false,
+        ...(p.reader?.waitingFor ? { waitingFor: p.reader.waitingFor } : {}),
         position: p.reader?.position,
         ...(lags.has(p.config.name) ? { lag: lags.get(p.config.name) } : {}),
         sinks: p.sinks.map((s) => ({ name: s.name, circuit: s.workers?.circuit ?? delivery?.circuit(p.config.name, s.name) ?? 'n/a' })),

@@ -10,6 +10,8 @@ export interface AgentStatus {
   pipelines: Array<{
     name: string;
     reading: boolean;
+    /** Why the source is not reading while it waits to reopen (e.g. a replication slot held by another agent). */
+    waitingFor?: { code: string; message: string };
     position: unknown;
     /** The source's own lag (e.g. replication slot bytes), when it reports one. */
     lag?: Array<{ unit: string; value: number }>;

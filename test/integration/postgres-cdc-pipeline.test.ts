@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deleteRedisPrefix, runFerry, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
+import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
 import { E2E_DELIVERY, expectAllDelivered, mixedWorkload, snapshotThenWorkloadThroughKills, ordersAndCustomers, rowPipelineWorkspace, type WorkloadDialect } from '../support/change-ledger.js';
 import { pgQuery } from '../support/postgres.js';
 
@@ -19,6 +20,7 @@ const URL = `postgres://postgres@127.0.0.1:5432/${DB}`;
 const TABLES = ['orders', 'customers'] as const;
 const running: FerryProcess[] = [];
 let prefix = '';
+const prefixes: string[] = [];
 
 
 beforeAll(async () => {
@@ -37,7 +39,7 @@ afterAll(async () => {
   await new Promise((r) => setTimeout(r, 300));
   await pgQuery(ADMIN, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '${DB}'`).catch(() => {});
   await pgQuery(ADMIN, `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`).catch(() => {});
-  if (prefix) await deleteRedisPrefix(prefix);
+  for (const p of [prefix, ...prefixes]) if (p) await deleteRedisPrefix(p);
 });
 
 function workspace(): { dir: string; config: string; out: string } {
@@ -101,4 +103,67 @@ describe('postgres-cdc → queue → file sink', () => {
     );
     await expectAllDelivered(agent, ws.out, expected);
   }, 480_000);
+
+  it('stands a second agent on the same slot by with a clear error instead of exiting, and lets it take over when the first stops', async () => {
+    await pgQuery(URL, `CREATE TABLE public.standby (id integer PRIMARY KEY, version integer NOT NULL, note text NOT NULL)`);
+    const shared = uniquePrefix('pgstandby');
+    prefixes.push(shared);
+    const slot = `${DB}_standby`;
+    // Two agents (ids a and b) of one pipeline, as an operator would start a second by mistake or as a standby.
+    const agentOn = (name: string) =>
+      rowPipelineWorkspace({
+        name,
+        prefix: shared,
+        tables: [{ mapping: 'standby', entity: 'row', table: 'public.standby' }],
+        delivery: E2E_DELIVERY,
+        source: `      type: postgres-cdc
+      connection: "${URL}"
+      publication: ferry_standby
+      slot: ${slot}
+      tables: [public.standby]
+      snapshot: never
+      heartbeatMs: 1000`,
+      });
+    const a = agentOn('pg-standby-a');
+    const b = agentOn('pg-standby-b');
+    const delivered = () => new Set([a.out, b.out].flatMap((f) => (existsSync(f) ? readJsonLines<{ subject: string }>(f).map((e) => e.subject) : []))).size;
+
+    const first = startAgent(a.config);
+    running.push(first);
+    await waitFor('the first agent on the slot', async () => (await pgQuery(ADMIN, `SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, [slot]))[0]?.active_pid, 60_000, 200);
+    await pgQuery(URL, `INSERT INTO public.standby SELECT g, 1, 'first' FROM generate_series(1, 100) g`);
+    await waitFor('the first 100 rows', () => delivered() === 100, 60_000, 200);
+
+    const second = startAgent(b.config);
+    running.push(second);
+    await waitFor('the slot-in-use error', () => second.stderr().includes('standing by'), 60_000, 200);
+    const line = second.stderr().split('\n').find((l) => l.includes('standing by'))!;
+    expect(JSON.parse(line)).toMatchObject({ code: 'FERRY_SOURCE_SLOT_IN_USE', err: expect.stringMatching(new RegExp(`^replication slot ${slot} is in use by pid \\d+$`)) });
+    type Status = { pipelines: Array<{ agents: Array<{ agentId: string; reading: boolean; waitingFor?: { code: string } }> }> };
+    // Agents report every 5 s; the standby's reason shows in ferry status with its next report.
+    const agents = await waitFor(
+      'the standby in ferry status',
+      async () => {
+        const st = JSON.parse((await runFerry(['status', '--config', b.config, '--json'])).stdout) as Status;
+        const all = st.pipelines[0]!.agents;
+        return all.some((x) => x.waitingFor) ? all : undefined;
+      },
+      30_000,
+      1000,
+    );
+    expect(agents).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ agentId: 'pg-standby-a', reading: true }),
+        expect.objectContaining({ agentId: 'pg-standby-b', reading: false, waitingFor: expect.objectContaining({ code: 'FERRY_SOURCE_SLOT_IN_USE' }) }),
+      ]),
+    );
+    expect(second.proc.exitCode).toBeNull();
+
+    // The first one stops; the standby gets the slot at its next try and reads on from the committed position.
+    expect(await first.stop()).toBe(0);
+    await pgQuery(URL, `INSERT INTO public.standby SELECT g, 1, 'second' FROM generate_series(101, 200) g`);
+    await waitFor('the standby delivering rows 101-200', () => delivered() === 200, 60_000, 500);
+    expect(second.proc.exitCode).toBeNull();
+    expect(await second.stop()).toBe(0);
+  }, 180_000);
 });

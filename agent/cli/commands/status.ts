@@ -10,7 +10,7 @@ import { createLogger } from '../../telemetry/logger.js';
 
 interface PipelineStatus {
   name: string;
-  agents: Array<{ agentId: string; pid: number; role: string; reading: boolean; since: string; lastSeen: string; lag?: Array<{ unit: string; value: number }> }>;
+  agents: Array<{ agentId: string; pid: number; role: string; reading: boolean; waitingFor?: { code: string; message: string }; since: string; lastSeen: string; lag?: Array<{ unit: string; value: number }> }>;
   position: unknown;
   counters: Record<string, number>;
   mappingDeadLetters: number;
@@ -53,7 +53,7 @@ export async function run(opts: { config: string; json?: boolean }): Promise<num
         name: p.name,
         agents: mine.map((a) => {
           const mineP = a.pipelines.find((x) => x.name === p.name);
-          return { agentId: a.agentId, pid: a.pid, role: a.role, reading: mineP?.reading ?? false, since: a.startedAt, lastSeen: a.at, ...(mineP?.lag ? { lag: mineP.lag } : {}) };
+          return { agentId: a.agentId, pid: a.pid, role: a.role, reading: mineP?.reading ?? false, ...(mineP?.waitingFor ? { waitingFor: mineP.waitingFor } : {}), since: a.startedAt, lastSeen: a.at, ...(mineP?.lag ? { lag: mineP.lag } : {}) };
         }),
         position: raw === null ? null : JSON.parse(raw),
         counters,
@@ -66,7 +66,7 @@ export async function run(opts: { config: string; json?: boolean }): Promise<num
     } else {
       for (const p of out) {
         process.stdout.write(`pipeline ${p.name}\n`);
-        process.stdout.write(`  agents:     ${p.agents.length ? p.agents.map((a) => `${a.agentId} (pid ${a.pid}, ${a.role}, ${a.reading ? 'reading' : 'not reading'})`).join(', ') : 'none running'}\n`);
+        process.stdout.write(`  agents:     ${p.agents.length ? p.agents.map((a) => `${a.agentId} (pid ${a.pid}, ${a.role}, ${a.reading ? 'reading' : a.waitingFor ? `waiting: ${a.waitingFor.code}: ${a.waitingFor.message}` : 'not reading'})`).join(', ') : 'none running'}\n`);
         process.stdout.write(`  position:   ${p.position === null ? 'none committed yet' : truncate(JSON.stringify(p.position), 200)}\n`);
         const lag = p.agents.flatMap((a) => a.lag ?? []);
         if (lag.length) process.stdout.write(`  source lag: ${lag.map((l) => `${l.value} ${l.unit}`).join(', ')}\n`);
