@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, uniquePrefix, type FerryProcess } from '../support/agent-process.js';
-import { E2E_DELIVERY, expectAllDelivered, mixedWorkload, snapshotThenWorkloadThroughKills, ordersAndCustomers, rowPipelineWorkspace, type WorkloadDialect } from '../support/change-ledger.js';
+import { E2E_DELIVERY, expectAllDelivered, mixedWorkload, snapshotThenWorkloadThroughKills, ordersAndCustomers, rowPipelineWorkspace } from '../support/change-ledger.js';
+import { mariadbDialect } from '../support/workload-dialects.js';
 
 /**
  * MariaDB binlog CDC through the whole agent: a mixed workload over two tables
@@ -57,25 +58,6 @@ function workspace(): { dir: string; config: string; out: string } {
       tables: [${DB}.orders, ${DB}.customers]
       snapshot: initial`,
   });
-}
-
-/** The workload's statements in MariaDB (no UPDATE ... RETURNING: the updated range is read back inside the transaction). */
-function mariadbDialect(c: mysql.Connection): WorkloadDialect {
-  const rows = async (text: string, values: unknown[]) => (await c.query(text, values))[0] as Array<{ id: number; version: number }>;
-  return {
-    begin: async () => void (await c.query('START TRANSACTION')),
-    commit: async () => void (await c.query('COMMIT')),
-    rollback: async () => void (await c.query('ROLLBACK')),
-    insert: async (t, from, to, note) => {
-      await c.query(`INSERT INTO ${t} SELECT seq, 1, ? FROM seq_${from}_to_${to}`, [note]);
-      return Array.from({ length: to - from + 1 }, (_, i) => ({ id: from + i, version: 1 }));
-    },
-    update: async (t, lo, hi, note) => {
-      await c.query(`UPDATE ${t} SET version = version + 1, note = ? WHERE id BETWEEN ? AND ?`, [note, lo, hi]);
-      return rows(`SELECT id, version FROM ${t} WHERE id BETWEEN ? AND ?`, [lo, hi]);
-    },
-    delete: (t, lo, hi) => rows(`DELETE FROM ${t} WHERE id BETWEEN ? AND ? AND id % 7 = 0 RETURNING id, version`, [lo, hi]),
-  };
 }
 
 async function workload(changes: number): Promise<Set<string>> {

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
-import { E2E_DELIVERY, expectAllDelivered, mixedWorkload, snapshotThenWorkloadThroughKills, ordersAndCustomers, rowPipelineWorkspace, type WorkloadDialect } from '../support/change-ledger.js';
+import { E2E_DELIVERY, expectAllDelivered, mixedWorkload, snapshotThenWorkloadThroughKills, ordersAndCustomers, rowPipelineWorkspace } from '../support/change-ledger.js';
+import { postgresDialect } from '../support/workload-dialects.js';
 import { pgQuery } from '../support/postgres.js';
 
 /**
@@ -58,19 +59,6 @@ function workspace(): { dir: string; config: string; out: string } {
       snapshot: initial
       heartbeatMs: 1000`,
   });
-}
-
-/** The workload's statements in Postgres: RETURNING tells exactly which rows each touched. */
-function postgresDialect(c: pg.Client): WorkloadDialect {
-  const rows = async (text: string, values: unknown[]) => (await c.query<{ id: number; version: number }>(text, values)).rows;
-  return {
-    begin: async () => void (await c.query('BEGIN')),
-    commit: async () => void (await c.query('COMMIT')),
-    rollback: async () => void (await c.query('ROLLBACK')),
-    insert: (t, from, to, note) => rows(`INSERT INTO public.${t} SELECT g, 1, $3 FROM generate_series($1::int, $2::int) g RETURNING id, version`, [from, to, note]),
-    update: (t, lo, hi, note) => rows(`UPDATE public.${t} SET version = version + 1, note = $3 WHERE id BETWEEN $1 AND $2 RETURNING id, version`, [lo, hi, note]),
-    delete: (t, lo, hi) => rows(`DELETE FROM public.${t} WHERE id BETWEEN $1 AND $2 AND id % 7 = 0 RETURNING id, version`, [lo, hi]),
-  };
 }
 
 async function workload(changes: number): Promise<Set<string>> {

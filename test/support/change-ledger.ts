@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import { join } from 'node:path';
-import { readJsonLines, startAgent, tempWorkspace, waitFor, writeFile, type FerryProcess } from './agent-process.js';
+import { countLines, readJsonLines, startAgent, tempWorkspace, waitFor, writeFile, type FerryProcess } from './agent-process.js';
 
 /**
  * The bookkeeping of the CDC end-to-end tests: what a committed change looks
@@ -74,6 +74,42 @@ export async function snapshotThenWorkloadThroughKills(opts: {
   const expected = await expectedPromise;
   for (let id = 1; id <= seedRows; id++) for (const t of tables) expected.add(identity(t, id, 'r', 1));
   return { agent, expected };
+}
+
+/**
+ * The database-restart scenario: the initial snapshot, then a backlog of
+ * changes written while the agent is stopped, then the server restarted
+ * while the agent is reading that backlog (its first streamed events at the
+ * sink, far from all of them), then more changes once the server is back.
+ * Returns the agent (still the same process: it must not exit) and every
+ * change that must reach the sink.
+ */
+export async function backlogThroughServerRestart(opts: {
+  config: string;
+  out: string;
+  running: FerryProcess[];
+  tables: readonly string[];
+  seedRows: number;
+  workload: (changes: number, firstNewId: number) => Promise<Set<string>>;
+  restartServer: () => Promise<void>;
+}): Promise<{ agent: FerryProcess; expected: Set<string>; atRestart: number }> {
+  const { config, out, running, tables, seedRows } = opts;
+  const seeded = tables.length * seedRows;
+  const first = startAgent(config);
+  running.push(first);
+  await waitFor('the initial snapshot at the sink', () => countLines(out) >= seeded || first.proc.exitCode !== null, 60_000, 200);
+  expect(await first.stop()).toBe(0);
+
+  const expected = await opts.workload(150_000, 1001);
+  const agent = startAgent(config);
+  running.push(agent);
+  await waitFor('the first streamed events at the sink', () => countLines(out) > seeded || agent.proc.exitCode !== null, 60_000, 20);
+  const atRestart = countLines(out) - seeded;
+  await opts.restartServer();
+  for (const e of await opts.workload(20_000, 500_000)) expected.add(e);
+  expect(agent.proc.exitCode, agent.stderr()).toBeNull();
+  for (let id = 1; id <= seedRows; id++) for (const t of tables) expected.add(identity(t, id, 'r', 1));
+  return { agent, expected, atRestart };
 }
 
 /** Waits for every expected change, stops the agent, and checks order, rollbacks and duplicates. */
@@ -196,9 +232,9 @@ export interface WorkloadDialect {
  * one in twenty is an update that is rolled back (note `rolled-back`).
  * Returns the identities of the committed changes.
  */
-export async function mixedWorkload(db: WorkloadDialect, changes: number): Promise<Set<string>> {
+export async function mixedWorkload(db: WorkloadDialect, changes: number, firstNewId = 1001): Promise<Set<string>> {
   const expected = new Set<string>();
-  const nextId: Record<string, number> = { orders: 1001, customers: 1001 };
+  const nextId: Record<string, number> = { orders: firstNewId, customers: firstNewId };
   let done = 0;
   for (let tx = 1; done < changes; tx++) {
     const t = tx % 2 ? 'customers' : 'orders';

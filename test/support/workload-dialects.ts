@@ -1,0 +1,35 @@
+import type mysql from 'mysql2/promise';
+import type pg from 'pg';
+import type { WorkloadDialect } from './change-ledger.js';
+
+/** The workload's statements in Postgres: RETURNING tells exactly which rows each touched. */
+export function postgresDialect(c: pg.Client): WorkloadDialect {
+  const rows = async (text: string, values: unknown[]) => (await c.query<{ id: number; version: number }>(text, values)).rows;
+  return {
+    begin: async () => void (await c.query('BEGIN')),
+    commit: async () => void (await c.query('COMMIT')),
+    rollback: async () => void (await c.query('ROLLBACK')),
+    insert: (t, from, to, note) => rows(`INSERT INTO public.${t} SELECT g, 1, $3 FROM generate_series($1::int, $2::int) g RETURNING id, version`, [from, to, note]),
+    update: (t, lo, hi, note) => rows(`UPDATE public.${t} SET version = version + 1, note = $3 WHERE id BETWEEN $1 AND $2 RETURNING id, version`, [lo, hi, note]),
+    delete: (t, lo, hi) => rows(`DELETE FROM public.${t} WHERE id BETWEEN $1 AND $2 AND id % 7 = 0 RETURNING id, version`, [lo, hi]),
+  };
+}
+
+/** The workload's statements in MariaDB (no UPDATE ... RETURNING: the updated range is read back inside the transaction). */
+export function mariadbDialect(c: mysql.Connection): WorkloadDialect {
+  const rows = async (text: string, values: unknown[]) => (await c.query(text, values))[0] as Array<{ id: number; version: number }>;
+  return {
+    begin: async () => void (await c.query('START TRANSACTION')),
+    commit: async () => void (await c.query('COMMIT')),
+    rollback: async () => void (await c.query('ROLLBACK')),
+    insert: async (t, from, to, note) => {
+      await c.query(`INSERT INTO ${t} SELECT seq, 1, ? FROM seq_${from}_to_${to}`, [note]);
+      return Array.from({ length: to - from + 1 }, (_, i) => ({ id: from + i, version: 1 }));
+    },
+    update: async (t, lo, hi, note) => {
+      await c.query(`UPDATE ${t} SET version = version + 1, note = ? WHERE id BETWEEN ? AND ?`, [note, lo, hi]);
+      return rows(`SELECT id, version FROM ${t} WHERE id BETWEEN ? AND ?`, [lo, hi]);
+    },
+    delete: (t, lo, hi) => rows(`DELETE FROM ${t} WHERE id BETWEEN ? AND ? AND id % 7 = 0 RETURNING id, version`, [lo, hi]),
+  };
+}
