@@ -30,6 +30,8 @@ const mariadb: PollTestDatabase = {
       'CREATE VIEW v_customers AS SELECT customer_no, name, balance FROM customers',
       'CREATE TABLE items (item_no BIGINT PRIMARY KEY, label VARCHAR(40) NOT NULL, qty INT NOT NULL)',
       'CREATE VIEW v_items AS SELECT * FROM items',
+      'CREATE TABLE readings (reading_no INT PRIMARY KEY, taken_at DATETIME NOT NULL, value INT NOT NULL)',
+      'CREATE VIEW v_readings AS SELECT * FROM readings',
       `GRANT SELECT ON ${database}.* TO '${reader}'@'%'`,
       `GRANT SELECT, INSERT, UPDATE ON ${database}.v_open_orders TO '${writer}'@'%'`,
     ]) {
@@ -86,6 +88,9 @@ const mariadb: PollTestDatabase = {
   },
   async seedItems(n) {
     await conn.query(`INSERT INTO items SELECT seq, CONCAT('item ', seq), seq % 17 FROM seq_1_to_${Math.trunc(n)}`);
+  },
+  async seedReadings(n) {
+    await conn.query(`INSERT INTO readings SELECT seq, TIMESTAMP'2024-01-01 00:00:00' + INTERVAL (seq - 1) SECOND, seq % 100 FROM seq_1_to_${Math.trunc(n)}`);
   },
   async killReaderSessions() {
     const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT id FROM information_schema.processlist WHERE user = ?', [reader]);

@@ -36,6 +36,8 @@ const postgres: PollTestDatabase = {
       CREATE VIEW erp.v_customers AS SELECT customer_no, name, balance FROM erp.customers;
       CREATE TABLE erp.items (item_no bigint PRIMARY KEY, label text NOT NULL, qty int NOT NULL);
       CREATE VIEW erp.v_items AS SELECT * FROM erp.items;
+      CREATE TABLE erp.readings (reading_no int PRIMARY KEY, taken_at timestamp NOT NULL, value int NOT NULL);
+      CREATE VIEW erp.v_readings AS SELECT * FROM erp.readings;
       GRANT USAGE ON SCHEMA erp TO ${reader}, ${writer};
       GRANT SELECT ON ALL TABLES IN SCHEMA erp TO ${reader};
       GRANT SELECT, INSERT, UPDATE ON erp.v_open_orders TO ${writer};
@@ -89,6 +91,9 @@ const postgres: PollTestDatabase = {
   },
   async seedItems(n) {
     await conn.query(`INSERT INTO erp.items SELECT i, 'item ' || i, i % 17 FROM generate_series(1, $1::int) i`, [n]);
+  },
+  async seedReadings(n) {
+    await conn.query(`INSERT INTO erp.readings SELECT i, timestamp '2024-01-01 00:00:00' + (i - 1) * interval '1 second', i % 100 FROM generate_series(1, $1::int) i`, [n]);
   },
   async killReaderSessions() {
     await conn.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [reader]);

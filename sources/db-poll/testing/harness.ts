@@ -9,7 +9,9 @@ import { pino, type Logger } from 'pino';
 import { MemoryStateStore } from '../../../agent/checkpoint/state-store.js';
 import type { Checkpoint, SourceBatch, SourceContext, SourceRecord } from '../../../agent/plugin/source.js';
 import { DbPollConfigSchema, type DbPollConfig } from '../config.js';
+import type { Dialect } from '../dialects/dialect.js';
 import { dbPollSource } from '../index.js';
+import type { PollContext } from '../poll-context.js';
 import type { DbPollSource } from '../source.js';
 
 setFlagsFromString('--expose-gc');
@@ -31,6 +33,18 @@ export function captureLogger(): { logger: Logger; lines: Array<Record<string, u
 export function makeSource(config: Partial<DbPollConfig> & Pick<DbPollConfig, 'connection' | 'views'>): DbPollSource {
   const full = Value.Default(DbPollConfigSchema, { type: 'db-poll', ...config }) as DbPollConfig;
   return dbPollSource.create(full, { configDir: process.cwd() }) as DbPollSource;
+}
+
+/** What one poll needs, for tests that drive a poll function (pollIncremental, pollDiff) on a dialect directly. */
+export function pollContext(dialect: Dialect, logger: Logger, opts: { pageSize?: number; queryTimeoutMs?: number; pollTime?: string } = {}): PollContext {
+  return {
+    dialect,
+    logger,
+    pageSize: opts.pageSize ?? 1000,
+    queryTimeoutMs: opts.queryTimeoutMs ?? 30_000,
+    pollTime: opts.pollTime ?? new Date().toISOString(),
+    run: (query) => query,
+  };
 }
 
 const tempDirs: string[] = [];

@@ -3,7 +3,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError, RetryableError } from '../../../agent/errors/index.js';
 import type { Checkpoint, SourceRecord } from '../../../agent/plugin/source.js';
-import { captureLogger, makeSource, measureMemory, pollAndCommit, readUntil, removeTempDirs, sourceContext } from './harness.js';
+import { connectDialect } from '../dialects/connect.js';
+import { pollIncremental, type IncrementalState } from '../incremental.js';
+import { SeenWindow } from '../seen-window.js';
+import { resolveView } from '../source.js';
+import { captureLogger, makeSource, measureMemory, pollAndCommit, pollContext, readUntil, removeTempDirs, sourceContext } from './harness.js';
 
 /**
  * What the shared db-poll suite needs from a real database. Each test file
@@ -11,16 +15,16 @@ import { captureLogger, makeSource, measureMemory, pollAndCommit, readUntil, rem
  * same for both, as the configuration shape is.
  */
 export interface PollTestDatabase {
-  /** Creates a fresh database, the tables `orders`, `customers`, `items`, their `v_*` views, a SELECT-only role and a role that may also write. */
+  /** Creates a fresh database, the tables `orders`, `customers`, `items`, `readings`, their `v_*` views, a SELECT-only role and a role that may also write. */
   setup(): Promise<void>;
   teardown(): Promise<void>;
   readOnlyUrl(): string;
   writerUrl(): string;
   /** The view name as a user writes it in ferry.yaml (`erp.v_open_orders`). */
-  view(base: 'v_open_orders' | 'v_customers' | 'v_items'): string;
+  view(base: 'v_open_orders' | 'v_customers' | 'v_items' | 'v_readings'): string;
   /** Runs a statement of portable SQL on an admin connection (tables named by `table`). */
   exec(sql: string): Promise<void>;
-  table(base: 'orders' | 'customers' | 'items'): string;
+  table(base: 'orders' | 'customers' | 'items' | 'readings'): string;
   /** `n` orders whose updated_at takes only `distinctTimes` values (an hour ago), created_at = updated_at, version 1. */
   seedOrders(n: number, distinctTimes: number): Promise<void>;
   /** One order whose updated_at is `agoMs` before now, committed `holdMs` after the insert (a late commit). */
@@ -32,6 +36,8 @@ export interface PollTestDatabase {
   /** Customers keyOf(1..n), where keys sort differently by bytes than by the default collation. */
   seedCustomers(n: number): Promise<void>;
   seedItems(n: number): Promise<void>;
+  /** Readings 1..n (reading_no, taken_at, value), taken one second apart from 2024-01-01 00:00:00 UTC on. */
+  seedReadings(n: number): Promise<void>;
   /** Another session inserts order `orderNo` and holds an exclusive lock on `orders` until the returned function runs. */
   lockOrdersWithPendingRow(orderNo: number): Promise<() => Promise<void>>;
   /** Ends every server session of the read-only role, as a database restart or a network cut would. */
@@ -145,6 +151,38 @@ export function dbPollSuite(name: string, db: PollTestDatabase): void {
       expect(JSON.parse(first.position)).toHaveLength(2);
       expect(records.some((r) => r.op === 'u' && Number(r.data.version) > 1)).toBe(true);
       expect(records.every((r) => (Number(r.data.version) > 1 ? r.op === 'u' : r.op === 'c'))).toBe(true);
+    });
+
+    it('incremental: the look-back memory holds only the rows inside the window, however many rows a poll reads', async () => {
+      await db.seedReadings(20_000);
+      const { logger } = captureLogger();
+      const dialect = await connectDialect(db.readOnlyUrl());
+      try {
+        const config = { name: db.view('v_readings'), mode: 'incremental' as const, cursor: ['taken_at', 'reading_no'], key: ['reading_no'] };
+        const view = resolveView(config, await dialect.describe(config.name, 30_000));
+        const ctx = pollContext(dialect, logger, { pageSize: 500 });
+        const state: IncrementalState = {};
+        const seen = new SeenWindow();
+        let emitted = 0;
+        let most = 0;
+        for await (const records of pollIncremental(view, state, 10_000, ctx, seen)) {
+          emitted += records.length;
+          most = Math.max(most, seen.size);
+        }
+        expect(emitted).toBe(20_000);
+        // Readings are a second apart, so a 10 s window holds 11 of them, not the 20,000 the poll read.
+        expect(most).toBe(11);
+        expect(state.seen).toHaveLength(11);
+
+        // The next poll re-reads the window without emitting it again, and does emit a reading committed late inside it.
+        await db.exec(`INSERT INTO ${db.table('readings')} (reading_no, taken_at, value) VALUES (20001, '2024-01-01 05:33:15', 7)`);
+        const again: SourceRecord[] = [];
+        for await (const records of pollIncremental(view, state, 10_000, ctx)) again.push(...records);
+        expect(again.map((r) => r.data.reading_no)).toEqual([20_001]);
+        expect(state.seen).toHaveLength(12);
+      } finally {
+        await dialect.close();
+      }
     });
 
     it('diff: 200,000 rows with random inserts, updates and deletes between polls emit exactly those changes, in bounded memory', async () => {
