@@ -11,7 +11,7 @@ import { classifyMysqlError, positionLost, serverIdInUse } from './errors.js';
 import { formatPosition, parseCheckpoint, toCheckpoint, type BinlogPosition, type MysqlCdcCheckpoint } from './position.js';
 import { preflight } from './preflight.js';
 import { SchemaHistory } from './schema-history.js';
-import { beginConsistentSnapshot, countRows, currentBinlogEnd, loadTableInfo, readChunk, type TableInfo } from './snapshot.js';
+import { beginConsistentSnapshot, countRows, currentBinlogEnd, loadTableInfo, readChunk, withGtid, type TableInfo } from './snapshot.js';
 import { TransactionReader } from './transaction-reader.js';
 import { RowDecoder } from './type-decoding.js';
 
@@ -184,7 +184,7 @@ export class MysqlCdcSource implements Source {
       if (signal.aborted) return;
     }
     await this.endSnapshotRead();
-    this.state = { phase: 'stream', file: cp.file, pos: cp.pos, columns: this.columnsAt(ORIGIN) };
+    this.state = { phase: 'stream', file: cp.file, pos: cp.pos, ...(cp.gtid ? { gtid: cp.gtid } : {}), columns: this.columnsAt(ORIGIN) };
     this.logger?.info({ position: formatPosition(this.state) }, 'mysql-cdc: snapshot done, streaming');
     yield { records: [], checkpoint: toCheckpoint(this.state) };
   }
@@ -374,7 +374,7 @@ export class MysqlCdcSource implements Source {
     const colon = startAt.lastIndexOf(':');
     const at = { file: startAt.slice(0, colon), pos: Number(startAt.slice(colon + 1)) };
     if (!(await this.binlogExists(at.file))) throw positionLost(at);
-    return at;
+    return withGtid(this.ctl as Connection, at);
   }
 
   private async binlogExists(file: string): Promise<boolean> {

@@ -6,7 +6,11 @@ import type { StoredColumns } from './column-history.js';
 export interface BinlogPosition {
   file: string;
   pos: number;
-  /** MariaDB `domain-server-seq` or MySQL `uuid:n` of the last transaction before `pos`, when the server has GTIDs. */
+  /**
+   * The GTID position at `pos`, when the server has GTIDs: MariaDB's last
+   * `domain-server-seq` per domain (as `BINLOG_GTID_POS(file, pos)`), MySQL's
+   * executed GTID set (`uuid:1-100`). See gtid-set.ts.
+   */
   gtid?: string;
 }
 

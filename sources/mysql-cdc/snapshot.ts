@@ -37,7 +37,7 @@ export async function beginConsistentSnapshot(conn: Connection): Promise<BinlogP
   const v = new Map(status.map((r) => [String(r.Variable_name).toLowerCase(), String(r.Value)]));
   const file = v.get('binlog_snapshot_file');
   const pos = Number(v.get('binlog_snapshot_position'));
-  if (file && pos > 0) return { file, pos };
+  if (file && pos > 0) return withGtid(conn, { file, pos });
   return before;
 }
 
@@ -52,7 +52,25 @@ export async function currentBinlogEnd(conn: Connection): Promise<BinlogPosition
       fix: 'Turn the binlog on: log_bin = mysql-bin, binlog_format = ROW in my.cnf, then restart the server.',
     });
   }
-  return { file: String(row.File), pos: Number(row.Position) };
+  const at = { file: String(row.File), pos: Number(row.Position) };
+  // MySQL reports its GTID set in the same row, so it matches the position exactly.
+  const executed = typeof row.Executed_Gtid_Set === 'string' ? row.Executed_Gtid_Set.replace(/\s+/g, '') : '';
+  return executed ? { ...at, gtid: executed } : withGtid(conn, at);
+}
+
+/**
+ * `at` with MariaDB's GTID position there (`BINLOG_GTID_POS`, exact for any
+ * transaction boundary); unchanged on a server without that function (MySQL)
+ * or without GTIDs.
+ */
+export async function withGtid(conn: Connection, at: BinlogPosition): Promise<BinlogPosition> {
+  try {
+    const [[row]] = await conn.query<RowDataPacket[]>('SELECT BINLOG_GTID_POS(?, ?) AS gtid', [at.file, at.pos]);
+    const gtid = typeof row?.gtid === 'string' ? row.gtid : '';
+    return gtid ? { ...at, gtid } : at;
+  } catch {
+    return at;
+  }
 }
 
 /** Columns and primary keys of the captured tables; a missing table is a config error. */

@@ -2,6 +2,7 @@ import type { AnyBinlogEvent, ColumnSchema, DeleteRowsEvent, UpdateRowsEvent, Wr
 import type { Logger } from 'pino';
 import { FerryError } from '../../agent/errors/index.js';
 import type { SourceRecord } from '../../agent/plugin/source.js';
+import { addGtid } from './gtid-set.js';
 import type { BinlogPosition } from './position.js';
 import type { SchemaHistory } from './schema-history.js';
 
@@ -18,7 +19,10 @@ export class TransactionReader {
   private file: string;
   /** Inside BEGIN ... COMMIT / XID: a query event there (SAVEPOINT) is not a boundary. */
   private inTransaction = false;
+  /** The GTID of the transaction being read (its events' ferrytxid). */
   private gtid: string | undefined;
+  /** The GTID position including it (see gtid-set.ts): stored with `committed`. */
+  private gtidSet: string | undefined;
 
   constructor(
     from: BinlogPosition,
@@ -29,7 +33,7 @@ export class TransactionReader {
   ) {
     this.committed = { ...from };
     this.file = from.file;
-    this.gtid = from.gtid;
+    this.gtidSet = from.gtid;
   }
 
   /** Rows read of the transaction still open: not yet covered by `committed`. */
@@ -63,12 +67,14 @@ export class TransactionReader {
       }
       case 'mariadbgtid': {
         const g = ev as Extract<AnyBinlogEvent, { standalone: boolean }>;
-        this.gtid = g.gtid;
+        this.startTransaction(g.gtid);
         this.inTransaction = !g.standalone;
         return;
       }
       case 'gtid':
-        this.gtid = ev.gtid;
+        // Without gtid_mode=ON the server writes anonymous GTID events: no id, nothing to add.
+        if (ev.gtid) this.startTransaction(ev.gtid);
+        else this.gtid = undefined;
         return;
       case 'query': {
         const query = ev as Extract<AnyBinlogEvent, { query: string; schema: string }>;
@@ -105,8 +111,14 @@ export class TransactionReader {
     if (ev.nextPosition > 0) this.committed = { file: this.file, pos: ev.nextPosition, ...this.gtidPart() };
   }
 
+  /** A GTID event opens each transaction; `committed` only moves at its end, so the set may include it already. */
+  private startTransaction(gtid: string): void {
+    this.gtid = gtid;
+    this.gtidSet = addGtid(this.gtidSet, gtid);
+  }
+
   private gtidPart(): { gtid?: string } {
-    return this.gtid ? { gtid: this.gtid } : {};
+    return this.gtidSet ? { gtid: this.gtidSet } : {};
   }
 
   /** The transaction's GTID (the GTID event comes before its rows), carried on each event as `ferrytxid`. */

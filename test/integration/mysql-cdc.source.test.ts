@@ -73,6 +73,29 @@ describe('mysql-cdc streaming', () => {
     expect(ids).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
+  it('stores the GTID position of every domain with the binlog position, exactly as the server computes it there', async () => {
+    await fx.root.query(`CREATE TABLE ${t('gtids')} (id INT PRIMARY KEY)`);
+    const source = sourceFor(fx, { tables: [t('gtids')] });
+    await source.open(undefined, contextFor());
+    try {
+      await fx.root.query(`INSERT INTO ${t('gtids')} VALUES (1)`);
+      // A second replication domain, as multi-source or parallel replication setups have.
+      await fx.root.query(`SET SESSION gtid_domain_id = 7`);
+      await fx.root.query(`INSERT INTO ${t('gtids')} VALUES (2)`);
+      await fx.root.query(`SET SESSION gtid_domain_id = 0`);
+      await fx.root.query(`INSERT INTO ${t('gtids')} VALUES (3)`);
+      const { records, checkpoint } = await drain(source, count(3));
+      expect(records[1]!.txid).toMatch(/^7-\d+-\d+$/);
+      const cp = checkpoint as { file: string; pos: number; gtid: string };
+      const [[server]] = (await fx.root.query(`SELECT BINLOG_GTID_POS(?, ?) AS gtid`, [cp.file, cp.pos])) as unknown as [[{ gtid: string }]];
+      // The same GTID per domain (the server lists domains in an order of its own).
+      expect(cp.gtid.split(',').sort()).toEqual(server.gtid.split(',').sort());
+      expect(cp.gtid.split(',').map((g) => g.split('-')[0])).toEqual(expect.arrayContaining(['0', '7']));
+    } finally {
+      await source.close();
+    }
+  });
+
   it('follows the binlog into the next file, and resumes from a checkpoint there', async () => {
     await fx.root.query(`CREATE TABLE ${t('rotate')} (id INT PRIMARY KEY)`);
     const before = await masterStatus(fx);
