@@ -8,7 +8,7 @@
  * Prints rows/s of each, the ratios, and the agent's peak RSS (VmHWM), with
  * a Markdown table row for docs/benchmarks.md.
  *
- *   npm run build && node dist/bench/mysql-cdc/run.js [--changes 1000000] [--redis redis://127.0.0.1:6379] [--mysql mysql://root@127.0.0.1:3306] [--source "maxBatchSize: 2000"] [--roles split] [--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
+ *   npm run build && node dist/bench/mysql-cdc/run.js [--changes 1000000] [--redis redis://127.0.0.1:6379] [--mysql mysql://root@127.0.0.1:3306] [--source "maxBatchSize: 2000"] [--roles split] [--one-commit yes] [--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -38,6 +38,8 @@ const DELIVERY = args.get('delivery') ?? '{ partitions: 4, batch: { maxEvents: 1
 /** `all`: one agent reads and delivers (the default deployment); `split`: a `--role read` and a `--role deliver` agent side by side (scale-out). */
 const ROLES = args.get('roles') === 'split' ? ['read', 'deliver'] : ['all'];
 const TX_ROWS = 10_000;
+/** `--one-commit yes`: all CHANGES in a single transaction (written to the binlog whole at commit), to show memory stays bounded. */
+const ONE_COMMIT = args.get('one-commit') === 'yes';
 const STATEMENT_ROWS = 1_000;
 const DB = `ferry_bench_${randomBytes(3).toString('hex')}`;
 const TABLE = 'changes';
@@ -69,16 +71,18 @@ async function generate(): Promise<Range> {
   const deletes = CHANGES - inserts - updates;
   const tx = async (rows: number, statement: (from: number, to: number) => string): Promise<void> => {
     for (let done = 0; done < rows; done += TX_ROWS) {
-      await c.query('START TRANSACTION');
+      if (!ONE_COMMIT) await c.query('START TRANSACTION');
       for (let s = done; s < Math.min(rows, done + TX_ROWS); s += STATEMENT_ROWS) {
         await c.query(statement(s + 1, Math.min(rows, s + STATEMENT_ROWS)));
       }
-      await c.query('COMMIT');
+      if (!ONE_COMMIT) await c.query('COMMIT');
     }
   };
+  if (ONE_COMMIT) await c.query('START TRANSACTION');
   await tx(inserts, (a, b) => `INSERT INTO ${DB}.${TABLE} SELECT seq, seq % 1000, CONCAT('note ', seq), seq / 100, '2024-01-02 03:04:05' FROM ${DB}.seq_${a}_to_${b}`);
   await tx(updates, (a, b) => `UPDATE ${DB}.${TABLE} SET v = v + 1, note = CONCAT('updated ', id), updated = '2024-06-07 08:09:10' WHERE id BETWEEN ${a} AND ${b}`);
   await tx(deletes, (a, b) => `DELETE FROM ${DB}.${TABLE} WHERE id BETWEEN ${a} AND ${b}`);
+  if (ONE_COMMIT) await c.query('COMMIT');
   const end = await masterStatus(c);
   await c.end();
   return { start, end };
@@ -236,7 +240,7 @@ ${SOURCE_EXTRA.map((s) => `      ${s}\n`).join('')}`,
 const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-mysql-'));
 try {
   const range = await generate();
-  console.log(`binlog range: ${range.start.file}:${range.start.pos} → ${range.end.file}:${range.end.pos}, ${CHANGES} row changes in ${TX_ROWS}-row transactions`);
+  console.log(`binlog range: ${range.start.file}:${range.start.pos} → ${range.end.file}:${range.end.pos}, ${CHANGES} row changes in ${ONE_COMMIT ? 'one transaction' : `${TX_ROWS}-row transactions`}`);
   const bareMs = await bareZongji(range);
   const cliMs = await mariadbBinlog(range);
   const ferry = await ferryPipeline(dir, range);

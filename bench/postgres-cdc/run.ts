@@ -13,7 +13,7 @@
  * agent's peak RSS (VmHWM) and p50/p99 latency, with a Markdown table row for
  * docs/benchmarks.md.
  *
- *   npm run build && node dist/bench/postgres-cdc/run.js [--changes 1000000] [--steady-s 30] [--redis redis://127.0.0.1:6379] [--postgres postgres://postgres@127.0.0.1:5432] [--source "batchSize: 2000"] [--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
+ *   npm run build && node dist/bench/postgres-cdc/run.js [--changes 1000000] [--steady-s 30] [--redis redis://127.0.0.1:6379] [--postgres postgres://postgres@127.0.0.1:5432] [--source "batchSize: 2000"] [--one-commit yes] [--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -39,6 +39,8 @@ const SERVER = (args.get('postgres') ?? 'postgres://postgres@127.0.0.1:5432').re
 const NODE_ARGS = (args.get('node-args') ?? '').split(' ').filter(Boolean);
 /** Extra `source:` settings, e.g. `--source "batchSize: 2000"`. */
 const SOURCE_EXTRA = (args.get('source') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+/** `--one-commit yes`: all CHANGES in a single transaction (Postgres sends it whole at commit), to show memory stays bounded. */
+const ONE_COMMIT = args.get('one-commit') === 'yes';
 const TX_ROWS = 10_000;
 const STEADY_RATE = 2_000;
 const STEADY_TX_ROWS = 10;
@@ -66,9 +68,11 @@ async function generate(): Promise<string> {
     const range = async (rows: number, statement: (from: number, to: number) => string): Promise<void> => {
       for (let done = 0; done < rows; done += TX_ROWS) await c.query(statement(done + 1, Math.min(rows, done + TX_ROWS)));
     };
+    if (ONE_COMMIT) await c.query('BEGIN');
     await range(inserts, (a, b) => `INSERT INTO public.changes SELECT g, g % 1000, 'note ' || g, g / 100.0, '2024-01-02 03:04:05+00' FROM generate_series(${a}, ${b}) g`);
     await range(inserts, (a, b) => `UPDATE public.changes SET v = v + 1, note = 'updated ' || id, updated = '2024-06-07 08:09:10+00' WHERE id BETWEEN ${a} AND ${b}`);
     await range(deletes, (a, b) => `DELETE FROM public.changes WHERE id BETWEEN ${a} AND ${b}`);
+    if (ONE_COMMIT) await c.query('COMMIT');
     return (await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
   });
 }
@@ -260,7 +264,7 @@ async function ferryPipeline(dir: string): Promise<FerryResult> {
 const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-pg-'));
 try {
   const endLsn = await generate();
-  console.log(`${CHANGES} row changes in ${TX_ROWS}-row transactions, WAL end ${endLsn}; slots ${Object.values(SLOTS).join(', ')}`);
+  console.log(`${CHANGES} row changes in ${ONE_COMMIT ? 'one transaction' : `${TX_ROWS}-row transactions`}, WAL end ${endLsn}; slots ${Object.values(SLOTS).join(', ')}`);
   const bareMs = await bareDrain();
   const recvMs = await pgRecvlogical(endLsn);
   const ferry = await ferryPipeline(dir);
