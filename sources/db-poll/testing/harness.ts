@@ -116,8 +116,15 @@ export async function readUntil(
  * GC every 250 ms) while `fn` runs, as growth over the start. Live heap, not
  * `heapUsed` alone: how much garbage V8 lets pile up between collections
  * depends on timing and load, what the source retains does not.
+ *
+ * `sampledHeapGrowthMiB` is the peak over the samples `fn` takes itself
+ * (`sample()`, e.g. once per batch) only: taken at the same points of two
+ * runs, those peaks are comparable whatever the runs' durations, where a
+ * clock sample lands anywhere in a page.
  */
-export async function measureMemory<T>(fn: () => Promise<T>): Promise<{ result: T; rssGrowthMiB: number; heapGrowthMiB: number; peakRssMiB: number }> {
+export async function measureMemory<T>(
+  fn: (sample: () => void) => Promise<T>,
+): Promise<{ result: T; rssGrowthMiB: number; heapGrowthMiB: number; sampledHeapGrowthMiB: number; peakRssMiB: number }> {
   const liveHeap = (): number => {
     collectGarbage();
     return process.memoryUsage().heapUsed;
@@ -126,6 +133,11 @@ export async function measureMemory<T>(fn: () => Promise<T>): Promise<{ result: 
   const start = process.memoryUsage();
   let peakRss = start.rss;
   let peakHeap = startHeap;
+  let peakSampled = startHeap;
+  const sample = (): void => {
+    peakSampled = Math.max(peakSampled, liveHeap());
+    peakHeap = Math.max(peakHeap, peakSampled);
+  };
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
   }, 20);
@@ -133,10 +145,10 @@ export async function measureMemory<T>(fn: () => Promise<T>): Promise<{ result: 
     peakHeap = Math.max(peakHeap, liveHeap());
   }, 250);
   try {
-    const result = await fn();
+    const result = await fn(sample);
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     const mib = (n: number): number => Math.round((n / 2 ** 20) * 10) / 10;
-    return { result, rssGrowthMiB: mib(peakRss - start.rss), heapGrowthMiB: mib(peakHeap - startHeap), peakRssMiB: mib(peakRss) };
+    return { result, rssGrowthMiB: mib(peakRss - start.rss), heapGrowthMiB: mib(peakHeap - startHeap), sampledHeapGrowthMiB: mib(peakSampled - startHeap), peakRssMiB: mib(peakRss) };
   } finally {
     clearInterval(sampler);
     clearInterval(heapSampler);
