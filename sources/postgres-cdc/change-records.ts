@@ -47,6 +47,11 @@ function planOf(relation: Relation): RelationPlan {
  * the transaction's changes from 0), so re-reading the transaction after a
  * restart yields the same ids. Runs once per change: no per-row lookups.
  */
+/** The LSN of the commit of the transaction a streamed record belongs to: its changeId is `<commit LSN>:<n>`. */
+export function commitLsnOf(record: SourceRecord): string {
+  return record.changeId.slice(0, record.changeId.indexOf(':'));
+}
+
 export function changeRecord(msg: ChangeMessage, txn: TransactionContext, index: number, lsn: string): SourceRecord {
   const plan = planOf(msg.relation);
   const op: Operation = msg.tag === 'insert' ? 'c' : msg.tag === 'update' ? 'u' : 'd';

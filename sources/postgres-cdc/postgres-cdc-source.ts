@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { FerryError } from '../../agent/errors/index.js';
 import type { Checkpoint, CheckResult, SnapshotBatch, SnapshotRequest, Source, SourceBatch, SourceContext, SourceRecord } from '../../agent/plugin/source.js';
 import { parseCheckpoint, toCheckpoint, type PgCdcCheckpoint } from './checkpoint.js';
 import type { ResolvedConfig } from './config.js';
+import { commitLsnOf } from './change-records.js';
 import { connect, describeTarget, slotLost, toFerryError } from './connection.js';
 import { compareLsn } from './lsn.js';
 import { preflight } from './preflight.js';
@@ -19,9 +21,12 @@ const SLOT_FREE_WAIT_MS = 5_000;
 
 /** What open() decided: where the stream starts and whether a snapshot comes first. */
 interface StartPlan {
+  /** Where the snapshot's rows stand and the stream goes on from. */
   startLsn: string;
   snapshot?: SnapshotProgress;
   exportedSnapshot?: string;
+  /** A resumed snapshot: the stream first catches up from here to `startLsn`, before the rest of the rows. */
+  catchUpFrom?: string;
 }
 
 /**
@@ -72,8 +77,12 @@ export class PostgresCdcSource implements Source {
     const plan = this.plan;
     if (!plan) throw new Error('postgres-cdc: read() before open()');
     if (plan.snapshot) {
+      if (plan.catchUpFrom) yield* this.catchUp(plan.catchUpFrom, plan.startLsn, plan.snapshot, signal);
+      if (signal.aborted) return;
       for await (const batch of this.readSnapshot(plan.startLsn, signal)) yield batch;
       if (signal.aborted) return;
+      // The catch-up's walsender may still be letting go of the slot.
+      if (plan.catchUpFrom) await waitForSlotFree(this.query as pg.Client, this.config.slot, this.where, SLOT_FREE_WAIT_MS);
     }
     yield* this.readStream(plan.startLsn, signal);
   }
@@ -197,7 +206,7 @@ export class PostgresCdcSource implements Source {
           : slot.confirmedFlushLsn && compareLsn(slot.confirmedFlushLsn, cp.lsn) > 0
             ? `it was moved to ${slot.confirmedFlushLsn}, past Ferry's durable position ${cp.lsn}`
             : undefined;
-      if (!problem) return cp.snapshot ? { startLsn: cp.lsn, snapshot: { ...cp.snapshot, tables: this.requireCapturedTables(cp.snapshot.tables) } } : { startLsn: cp.lsn };
+      if (!problem) return cp.snapshot ? this.resumeSnapshot(cp.lsn, { ...cp.snapshot, tables: this.requireCapturedTables(cp.snapshot.tables) }) : { startLsn: cp.lsn };
       if (snapshot !== 'when_needed') throw slotLost(name, problem, this.where);
       this.logger?.warn({ slot: name, problem }, `postgres-cdc: slot ${name}: ${problem}; re-snapshotting (snapshot: when_needed)`);
       if (slot) await dropSlot(client, name);
@@ -233,13 +242,25 @@ export class PostgresCdcSource implements Source {
     };
   }
 
+  /**
+   * A snapshot interrupted by a crash: its exported snapshot died with its
+   * connection. The rest of the rows is read in a new exported snapshot (a
+   * temporary slot's, at its consistent point C), and before them the stream
+   * catches up from the checkpoint to C. So every change older than those
+   * rows reaches the queue before them — no key ever gets an older version
+   * after a newer one — and the stream goes on from C.
+   */
+  private async resumeSnapshot(from: string, progress: SnapshotProgress): Promise<StartPlan> {
+    const exported = await createSlotWithSnapshot(this.config.connection, `ferry_resume_${randomBytes(4).toString('hex')}`, this.where, { temporary: true });
+    this.holder = exported.holder;
+    this.logger?.info({ from, consistentPoint: exported.consistentPoint, tables: progress.tables }, 'postgres-cdc: resuming the snapshot; streaming up to a new consistent point first');
+    return { startLsn: exported.consistentPoint, exportedSnapshot: exported.snapshotName, snapshot: progress, catchUpFrom: from };
+  }
+
   private async beginSnapshot(plan: StartPlan): Promise<void> {
     if (!plan.snapshot) return;
     this.snapshotReader = new SnapshotReader(this.query as pg.Client, plan.snapshot, this.config.snapshotChunkSize, this.where);
-    await this.snapshotReader.begin(plan.exportedSnapshot);
-    if (!plan.exportedSnapshot) {
-      this.logger?.warn({ tables: plan.snapshot.tables }, 'postgres-cdc: snapshot (resumed or requested) read in a new snapshot; changes made meanwhile follow from the stream');
-    }
+    await this.snapshotReader.begin(plan.exportedSnapshot, plan.catchUpFrom !== undefined);
     // Imported: the exporting replication connection is no longer needed.
     await this.holder?.end().catch(() => undefined);
     this.holder = undefined;
@@ -260,7 +281,7 @@ export class PostgresCdcSource implements Source {
     this.snapshotReader = undefined;
   }
 
-  private async *readStream(startLsn: string, signal: AbortSignal): AsyncIterable<SourceBatch> {
+  private async openStream(startLsn: string): Promise<ReplicationStream> {
     const stream = new ReplicationStream({
       connection: this.config.connection,
       slot: this.config.slot,
@@ -275,6 +296,58 @@ export class PostgresCdcSource implements Source {
     this.stream = stream;
     await stream.start();
     if (this.committedLsn) stream.confirm(this.committedLsn);
+    return stream;
+  }
+
+  /**
+   * The stream from `from` up to `until` (a resumed snapshot's consistent
+   * point): the transactions that committed before it, whose effects the
+   * rows read at `until` already show. Ends at the first sign of a later
+   * one (a change or commit past `until`, or a keepalive beyond it between
+   * transactions); that transaction comes again from the stream started at
+   * `until`. Checkpoints keep the snapshot's progress, so a crash here
+   * resumes the same way.
+   */
+  private async *catchUp(from: string, until: string, progress: SnapshotProgress, signal: AbortSignal): AsyncIterable<SourceBatch> {
+    if (compareLsn(from, until) >= 0) return;
+    const stream = await this.openStream(from);
+    const batch = (records: SourceRecord[], lsn: string): SourceBatch => ({ records, checkpoint: toCheckpoint({ lsn, snapshot: progress }) });
+    let records: SourceRecord[] = [];
+    let checkpoint = from;
+    try {
+      for (;;) {
+        const item = records.length > 0 ? stream.poll() : await stream.take(signal);
+        if (signal.aborted) return;
+        if (!item) {
+          yield batch(records, checkpoint);
+          records = [];
+          continue;
+        }
+        if (item.kind === 'change') {
+          if (compareLsn(commitLsnOf(item.record), until) >= 0) break;
+          records.push(item.record);
+        } else if (item.kind === 'commit') {
+          if (compareLsn(item.endLsn, until) > 0) break;
+          checkpoint = item.endLsn;
+          if (records.length >= this.config.batchSize) {
+            yield batch(records, checkpoint);
+            records = [];
+          }
+        } else if (compareLsn(item.lsn, until) >= 0) {
+          break;
+        }
+      }
+      // Whole transactions only: the one past `until` was not taken.
+      yield batch(records, checkpoint);
+      this.logger?.info({ until }, 'postgres-cdc: caught up to the resumed snapshot; reading the rest of its rows');
+    } finally {
+      await stream.stop();
+      this.stream = undefined;
+    }
+  }
+
+  private async *readStream(startLsn: string, signal: AbortSignal): AsyncIterable<SourceBatch> {
+    const stream = await this.openStream(startLsn);
     this.startHeartbeat();
     let checkpoint = startLsn;
     let handedOver = startLsn;

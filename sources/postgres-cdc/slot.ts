@@ -61,10 +61,11 @@ export interface ExportedSlot {
  * snapshot shows the database exactly as of the slot's consistent point, so
  * a snapshot read in it plus the stream from that point miss and repeat nothing.
  */
-export async function createSlotWithSnapshot(connection: string, slot: string, where: string): Promise<ExportedSlot> {
+export async function createSlotWithSnapshot(connection: string, slot: string, where: string, opts: { temporary?: boolean } = {}): Promise<ExportedSlot> {
   const holder = await connect(connection, 'replication');
   try {
-    const { rows } = await holder.query<TextRow>(`CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`);
+    // A TEMPORARY slot lives only as long as `holder`: used for its exported snapshot and consistent point alone.
+    const { rows } = await holder.query<TextRow>(`CREATE_REPLICATION_SLOT ${quoteIdent(slot)}${opts.temporary ? ' TEMPORARY' : ''} LOGICAL pgoutput EXPORT_SNAPSHOT`);
     const row = rows[0];
     if (!row?.consistent_point || !row.snapshot_name) throw new Error('CREATE_REPLICATION_SLOT returned no snapshot');
     return { holder, consistentPoint: normaliseLsn(row.consistent_point), snapshotName: row.snapshot_name };

@@ -51,19 +51,20 @@ export class SnapshotReader {
   }
 
   /**
-   * Starts the snapshot transaction. With `exportedSnapshot` (first run) it
-   * sees the database as of the slot's consistent point. Without (resuming
-   * after a crash: the exported snapshot died with its connection) it sees
-   * the database now; rows of a keyless table in progress are read again
-   * from its start, since a ctid means nothing across snapshots.
+   * Starts the snapshot transaction. With `exportedSnapshot` it sees the
+   * database exactly as of that snapshot's consistent point (the slot's on
+   * a first run, a temporary slot's when resuming); without (`ferry
+   * snapshot`) as of now. When `resumed`, rows of a keyless table in
+   * progress are read again from its start, since a ctid means nothing
+   * across snapshots.
    */
-  async begin(exportedSnapshot?: string): Promise<void> {
+  async begin(exportedSnapshot?: string, resumed = false): Promise<void> {
     await this.client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     this.inTransaction = true;
     if (exportedSnapshot) await this.client.query(`SET TRANSACTION SNAPSHOT '${exportedSnapshot.replaceAll("'", "''")}'`);
     for (const table of this.progress.tables) this.plans.set(table, await this.planTable(table));
     const first = this.progress.tables[0];
-    if (!exportedSnapshot && first && this.plans.get(first)?.keyless) delete this.progress.lastKey;
+    if (resumed && first && this.plans.get(first)?.keyless) delete this.progress.lastKey;
   }
 
   /**
