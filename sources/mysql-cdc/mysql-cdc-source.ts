@@ -1,4 +1,4 @@
-import type { QueryEvent, RotateEvent } from '@vlasky/zongji';
+import type { AnyBinlogEvent, QueryEvent, RotateEvent } from '@vlasky/zongji';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import type { ConnectionOptions } from 'mysql2';
 import type { Logger } from 'pino';
@@ -8,7 +8,7 @@ import { BinlogStream, type BinlogItem } from './binlog-stream.js';
 import { ColumnHistory, type StoredColumns } from './column-history.js';
 import { connectionOptions, describeConnection, splitTable } from './connection.js';
 import { classifyMysqlError, positionLost, serverIdInUse } from './errors.js';
-import { formatPosition, parseCheckpoint, toCheckpoint, type BinlogPosition, type MysqlCdcCheckpoint } from './position.js';
+import { comparePosition, formatPosition, parseCheckpoint, toCheckpoint, type BinlogPosition, type MysqlCdcCheckpoint } from './position.js';
 import { preflight } from './preflight.js';
 import { SchemaHistory } from './schema-history.js';
 import { beginConsistentSnapshot, countRows, currentBinlogEnd, loadTableInfo, readChunk, withGtid, type TableInfo } from './snapshot.js';
@@ -167,24 +167,33 @@ export class MysqlCdcSource implements Source {
   private async *readSnapshot(start: SnapshotState, signal: AbortSignal): AsyncIterable<SourceBatch> {
     this.snap = await this.connect();
     const consistentAt = await beginConsistentSnapshot(this.snap);
-    // A resumed snapshot keeps its first binlog position: rows read now are
-    // newer, and replaying the stream from the older position over them
-    // still ends in the same state.
-    let cp: SnapshotState = start.file === '' ? { ...start, ...consistentAt } : { ...start };
+    let cp: SnapshotState = start.file === '' ? { ...start, ...consistentAt } : { ...start, snapshotId: start.snapshotId ?? formatPosition(start) };
+    if (start.file !== '') {
+      // Resumed: the rows left are read as of `consistentAt`. What changed
+      // since the checkpoint streams first, so that no key gets an older
+      // version after a newer one; the stream then goes on from there.
+      if (comparePosition(start, consistentAt) < 0) {
+        this.logger?.info({ from: formatPosition(start), until: formatPosition(consistentAt) }, 'mysql-cdc: resuming the snapshot; streaming up to its new consistent read first');
+        const resumed = cp;
+        yield* this.readBinlog(start, signal, { until: consistentAt, checkpointAt: (at, columns) => ({ ...withoutGtid(resumed), ...at, columns }) });
+        if (signal.aborted) return;
+      }
+      cp = { ...withoutGtid(cp), ...consistentAt };
+    }
+    const idPrefix = `snapshot:${cp.snapshotId ?? formatPosition(cp)}`;
     this.logger?.info({ position: formatPosition(cp), table: this.tables[cp.table]?.table }, 'mysql-cdc: snapshot reading');
     for (let t = cp.table; t < this.tables.length; t++) {
       const info = this.tables[t] as TableInfo;
       const decoder = new RowDecoder(info.columns);
-      const idPrefix = `snapshot:${formatPosition(cp)}`;
       for await (const { rows, after } of this.chunks(info, t === cp.table ? cp.after : null, undefined, signal, cp)) {
         const records = rows.map((row) => this.snapshotRecord(info, decoder, row, idPrefix, cp));
-        cp = { ...cp, table: t, after, columns: this.columnsAt(ORIGIN) };
+        cp = { ...cp, table: t, after, columns: this.columnsAt(cp) };
         yield { records, checkpoint: toCheckpoint(cp) };
       }
       if (signal.aborted) return;
     }
     await this.endSnapshotRead();
-    this.state = { phase: 'stream', file: cp.file, pos: cp.pos, ...(cp.gtid ? { gtid: cp.gtid } : {}), columns: this.columnsAt(ORIGIN) };
+    this.state = { phase: 'stream', file: cp.file, pos: cp.pos, ...(cp.gtid ? { gtid: cp.gtid } : {}), columns: this.columnsAt(cp) };
     this.logger?.info({ position: formatPosition(this.state) }, 'mysql-cdc: snapshot done, streaming');
     yield { records: [], checkpoint: toCheckpoint(this.state) };
   }
@@ -276,7 +285,23 @@ export class MysqlCdcSource implements Source {
   // --- stream -------------------------------------------------------------
 
   private async *readStream(signal: AbortSignal): AsyncIterable<SourceBatch> {
-    const start = this.state as StreamState;
+    yield* this.readBinlog(this.state as StreamState, signal, {
+      checkpointAt: (at, columns) => (this.state = { phase: 'stream', ...at, columns }),
+    });
+  }
+
+  /**
+   * The binlog from `start` as batches of whole transactions, each with the
+   * checkpoint `checkpointAt` makes of its end. With `until` (a resumed
+   * snapshot's consistent read), it ends once every transaction before
+   * `until` is read, and takes nothing after it.
+   */
+  private async *readBinlog(
+    start: BinlogPosition,
+    signal: AbortSignal,
+    opts: { until?: BinlogPosition; checkpointAt: (at: BinlogPosition, columns: StoredColumns) => MysqlCdcCheckpoint },
+  ): AsyncIterable<SourceBatch> {
+    const { until } = opts;
     const includeSchema: Record<string, string[]> = {};
     for (const t of this.settings.tables) {
       const { database, table } = splitTable(t);
@@ -308,29 +333,46 @@ export class MysqlCdcSource implements Source {
     const reader = new TransactionReader(start, stream.headerLength, new SchemaHistory(), new Set(this.settings.tables), this.logger);
     let lastYielded = formatPosition(start);
     let lastYieldedAt = 0;
-    for (;;) {
-      // While a boundary is not yet yielded, wake up to yield it as a heartbeat.
-      const unyielded = formatPosition(reader.committed) !== lastYielded;
-      let item = await stream.next(signal, unyielded ? HEARTBEAT_MS : undefined);
-      if (signal.aborted || (!item && stream.isStopped)) return;
-      const max = this.settings.maxBatchSize;
-      while (item) {
-        if (item.error) throw item.error;
-        reader.handle(item.event, item.columns);
-        // A full batch still reads on to the end of the transaction it is in
-        // (up to twice the size), so that the batch ends on a boundary.
-        item = reader.pending.length < max || (reader.openRows > 0 && reader.pending.length < 2 * max) ? stream.poll() : undefined;
+    let reached = until !== undefined && comparePosition(start, until) >= 0;
+    try {
+      while (!reached) {
+        // While a boundary is not yet yielded, wake up to yield it as a heartbeat.
+        const unyielded = formatPosition(reader.committed) !== lastYielded;
+        let item = await stream.next(signal, unyielded ? HEARTBEAT_MS : undefined);
+        if (signal.aborted || (!item && stream.isStopped)) return;
+        const max = this.settings.maxBatchSize;
+        while (item) {
+          if (item.error) throw item.error;
+          if (until && isPast(reader, item.event, until)) {
+            reached = true;
+            break;
+          }
+          reader.handle(item.event, item.columns);
+          if (until && comparePosition(reader.committed, until) >= 0) {
+            reached = true;
+            break;
+          }
+          // A full batch still reads on to the end of the transaction it is in
+          // (up to twice the size), so that the batch ends on a boundary.
+          item = reader.pending.length < max || (reader.openRows > 0 && reader.pending.length < 2 * max) ? stream.poll() : undefined;
+        }
+        // Caught up: every transaction before `until` ended, and none after it was taken.
+        const records = reached ? reader.take(Number.MAX_SAFE_INTEGER) : reader.take(max);
+        // Transactions on other tables only move the position: say so at most
+        // once a second, not once per transaction.
+        const moved = formatPosition(reader.committed) !== lastYielded && Date.now() - lastYieldedAt >= HEARTBEAT_MS;
+        if (records.length === 0 && !moved && !reached) continue;
+        lastYielded = formatPosition(reader.committed);
+        lastYieldedAt = Date.now();
+        yield { records, checkpoint: toCheckpoint(opts.checkpointAt(reader.committed, history.storedAt(reader.committed))) };
+        if (signal.aborted) return;
       }
-      const records = reader.take(max);
-      // Transactions on other tables only move the position: say so at most
-      // once a second, not once per transaction.
-      const moved = formatPosition(reader.committed) !== lastYielded && Date.now() - lastYieldedAt >= HEARTBEAT_MS;
-      if (records.length === 0 && !moved) continue;
-      lastYielded = formatPosition(reader.committed);
-      lastYieldedAt = Date.now();
-      this.state = { phase: 'stream', ...reader.committed, columns: history.storedAt(reader.committed) };
-      yield { records, checkpoint: toCheckpoint(this.state) };
-      if (signal.aborted) return;
+    } finally {
+      // The catch-up's connection ends here; the stream after it opens its own.
+      if (until) {
+        stream.stop();
+        if (this.stream === stream) this.stream = undefined;
+      }
     }
   }
 
@@ -411,4 +453,25 @@ function rejectedFilter(err: unknown, filter: string, at: BinlogPosition): never
     });
   }
   throw classifyMysqlError(err, at);
+}
+
+/**
+ * Whether `ev` lies at or after `until`: the first event of a transaction
+ * the resumed snapshot's rows already show. A heartbeat says the server's
+ * binlog reached a position without a transaction in between.
+ */
+function isPast(reader: TransactionReader, ev: AnyBinlogEvent, until: BinlogPosition): boolean {
+  const name = ev.getEventName();
+  if (name === 'rotate') return false;
+  if (name === 'heartbeat') {
+    const hb = ev as unknown as { binlogName?: string; position?: number; nextPosition: number };
+    const at = { file: hb.binlogName || reader.committed.file, pos: hb.position ?? hb.nextPosition };
+    return !reader.inTransactionNow && comparePosition(at, until) >= 0;
+  }
+  return comparePosition(reader.startOf(ev), until) >= 0;
+}
+
+function withoutGtid<T extends { gtid?: string }>(cp: T): T {
+  const { gtid: _gtid, ...rest } = cp;
+  return rest as T;
 }

@@ -26,11 +26,29 @@ export interface BinlogPosition {
  */
 export type MysqlCdcCheckpoint =
   | ({ phase: 'stream'; columns?: StoredColumns } & BinlogPosition)
-  | ({ phase: 'snapshot'; table: number; after: Json[] | null; startedAt: string; columns?: StoredColumns } & BinlogPosition);
+  | ({
+      phase: 'snapshot';
+      table: number;
+      after: Json[] | null;
+      startedAt: string;
+      /** The first position of this snapshot, which names its records' change ids (absent: `file:pos`, as before resumes moved it). */
+      snapshotId?: string;
+      columns?: StoredColumns;
+    } & BinlogPosition);
 
 /** `mariadb-bin.000003:4711`, the form used in event positions, logs and errors. */
 export function formatPosition(p: { file: string; pos: number }): string {
   return `${p.file}:${p.pos}`;
+}
+
+/** Orders two positions in the binlog: files by their sequence number (`.000009` < `.000010` < `.1000000`), then offsets. */
+export function comparePosition(a: { file: string; pos: number }, b: { file: string; pos: number }): number {
+  if (a.file !== b.file) {
+    const seq = (f: string) => Number(f.slice(f.lastIndexOf('.') + 1));
+    const d = seq(a.file) - seq(b.file);
+    return Number.isNaN(d) ? (a.file < b.file ? -1 : 1) : Math.sign(d);
+  }
+  return Math.sign(a.pos - b.pos);
 }
 
 /** Checks a stored checkpoint's shape, so a checkpoint from another source type fails clearly. */

@@ -36,6 +36,11 @@ export class TransactionReader {
     this.gtidSet = from.gtid;
   }
 
+  /** Whether a transaction has begun and not yet ended. */
+  get inTransactionNow(): boolean {
+    return this.inTransaction;
+  }
+
   /** Rows read of the transaction still open: not yet covered by `committed`. */
   get openRows(): number {
     return this.pending.length - this.complete;
@@ -129,6 +134,11 @@ export class TransactionReader {
   /** Where an event starts: `file:pos`, the same on every re-read. */
   private eventPosition(ev: AnyBinlogEvent): string {
     return `${this.file}:${ev.nextPosition - ev.size - this.headerLength}`;
+  }
+
+  /** Where `ev` starts in the binlog, before it is handled (a rotate names the file it ends, not the next one). */
+  startOf(ev: AnyBinlogEvent): BinlogPosition {
+    return { file: this.file, pos: ev.nextPosition - ev.size - this.headerLength };
   }
 
   /** `TRUNCATE TABLE` writes no row events: one `t` record stands for all the rows it removed. */
