@@ -1,5 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FerryError } from '../../agent/errors/index.js';
+import { MysqlDialect } from '../../sources/db-poll/dialects/mysql.js';
+import { captureLogger, makeSource, sourceContext } from '../../sources/db-poll/testing/harness.js';
 import { dbPollSuite, type PollTestDatabase } from '../../sources/db-poll/testing/scenarios.js';
 
 // A fresh MariaDB database per run; the server's default collation
@@ -108,3 +112,90 @@ const mariadb: PollTestDatabase = {
 };
 
 dbPollSuite('MariaDB', mariadb);
+
+/**
+ * MariaDB roles: a user with SELECT only, granted a role that may INSERT
+ * (and, through a role granted to that role, UPDATE). The role's grants show
+ * in SHOW GRANTS only while it is the session's role, so db-poll sets each
+ * role in turn; the finding must name the role, whether it is the user's
+ * default role or not, and the session must end up in the role it had.
+ */
+describe('db-poll on MariaDB: write privileges held through roles', () => {
+  const db = `ferry_dbrole_${suffix}`;
+  const user = `ferry_ru_${suffix}`;
+  const role = `ferry_wr_${suffix}`;
+  const nested = `ferry_nr_${suffix}`;
+  const url = `mysql://${user}:role-pw@127.0.0.1:3306/${db}`;
+  const views = [{ name: `${db}.v_t`, mode: 'diff' as const, key: ['id'] }];
+  const asRoot = async (sqls: string[]): Promise<void> => {
+    const root = await admin();
+    try {
+      for (const sql of sqls) await root.query(sql);
+    } finally {
+      await root.end();
+    }
+  };
+
+  beforeAll(() =>
+    asRoot([
+      `CREATE DATABASE ${db}`,
+      `CREATE TABLE ${db}.t (id INT PRIMARY KEY)`,
+      `CREATE VIEW ${db}.v_t AS SELECT id FROM ${db}.t`,
+      `CREATE ROLE ${role}`,
+      `CREATE ROLE ${nested}`,
+      `GRANT INSERT ON ${db}.v_t TO ${role}`,
+      `GRANT UPDATE ON ${db}.* TO ${nested}`,
+      `GRANT ${nested} TO ${role}`,
+      `CREATE USER '${user}'@'%' IDENTIFIED BY 'role-pw'`,
+      `GRANT SELECT ON ${db}.* TO '${user}'@'%'`,
+      `GRANT ${role} TO '${user}'@'%'`,
+    ]),
+  );
+  afterAll(() => asRoot([`DROP DATABASE IF EXISTS ${db}`, `DROP USER IF EXISTS '${user}'@'%'`, `DROP ROLE IF EXISTS ${role}`, `DROP ROLE IF EXISTS ${nested}`]));
+
+  const currentRole = async (dialect: MysqlDialect): Promise<unknown> => (await dialect.readOnly('SELECT CURRENT_ROLE() AS r', [], 5000)).rows[0]?.r;
+
+  for (const defaultRole of [false, true]) {
+    it(`a role ${defaultRole ? 'that is the default role' : 'granted but not set'} is expanded: check() and requireReadOnly name its INSERT and its nested role's UPDATE`, async () => {
+      await asRoot([`SET DEFAULT ROLE ${defaultRole ? role : 'NONE'} FOR '${user}'@'%'`]);
+      const found = await makeSource({ connection: url, requireReadOnly: true, views }).check();
+      const readOnly = found.find((r) => r.name === 'db-poll read-only role')!;
+      expect(readOnly.ok).toBe(false);
+      expect(readOnly.detail).toContain(`INSERT on ${db}.v_t (GRANT INSERT ON \`${db}\`.\`v_t\` TO \`${role}\`, held through role \`${role}\` granted to \`${user}\`@\`%\`)`);
+      expect(readOnly.detail).toContain(`UPDATE on ${db}.v_t (GRANT UPDATE ON \`${db}\`.* TO \`${nested}\``);
+      expect(readOnly.fix).toContain(`REVOKE INSERT ON \`${db}\`.\`v_t\` FROM \`${role}\`; (or REVOKE \`${role}\` FROM \`${user}\`@\`%\`;)`);
+      expect(readOnly.detail).not.toMatch(/IDENTIFIED|PASSWORD/);
+
+      const { logger } = captureLogger();
+      const source = makeSource({ connection: url, requireReadOnly: true, views });
+      const refused = await source.open(undefined, await sourceContext(logger)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await source.close();
+      expect((refused as FerryError).code).toBe('FERRY_SOURCE_NOT_READ_ONLY');
+      expect((refused as FerryError).message).toContain(`held through role \`${role}\``);
+
+      // Inspecting sets each role in turn; the session is left in the role it logged in with.
+      const dialect = await MysqlDialect.connect(url);
+      try {
+        const before = await currentRole(dialect);
+        expect(before).toBe(defaultRole ? role : null);
+        expect((await dialect.writeGrants(views.map((v) => v.name), 5000)).map((g) => g.privileges)).toEqual([['INSERT'], ['UPDATE']]);
+        expect(await currentRole(dialect)).toBe(before);
+      } finally {
+        await dialect.close();
+      }
+    });
+  }
+
+  it('without the role, the same user is read-only', async () => {
+    await asRoot([`SET DEFAULT ROLE NONE FOR '${user}'@'%'`, `REVOKE ${role} FROM '${user}'@'%'`]);
+    try {
+      const found = await makeSource({ connection: url, requireReadOnly: true, views }).check();
+      expect(found.find((r) => r.name === 'db-poll read-only role')).toMatchObject({ ok: true });
+    } finally {
+      await asRoot([`GRANT ${role} TO '${user}'@'%'`]);
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import mysql from 'mysql2/promise';
 import type { Column, ColumnKind, Dialect, FailureKind, PageQuery, Row, WriteGrant } from './dialect.js';
+import { parseGrant, parseRoleGrant, sameAccount, writeGrantsOn, type GrantLine } from './mysql-grants.js';
 import { pageSql, quoteName, selectAllSql, type SqlSpelling } from './sql.js';
 
 // mysql2 column type codes.
@@ -20,14 +21,6 @@ const spelling: SqlSpelling = {
     return '?';
   },
 };
-
-interface GrantLine {
-  privileges: string[];
-  database: string;
-  table: string;
-  grantee: string;
-  text: string;
-}
 
 /** MySQL and MariaDB through `mysql2`: one connection, one short READ ONLY transaction per query. */
 export class MysqlDialect implements Dialect {
@@ -78,7 +71,12 @@ export class MysqlDialect implements Dialect {
     return select.replace(/^SELECT /, `SELECT /*+ MAX_EXECUTION_TIME(${Math.trunc(timeoutMs)}) */ `);
   }
 
-  private async readOnly(select: string, params: unknown[], timeoutMs: number): Promise<{ rows: Row[]; fields: mysql.FieldPacket[] }> {
+  /**
+   * Runs one statement in its own READ ONLY transaction under the statement
+   * timeout: the only way this dialect talks to the database. Public so
+   * tests can show what the server does with it (a write is refused).
+   */
+  async readOnly(select: string, params: unknown[], timeoutMs: number): Promise<{ rows: Row[]; fields: mysql.FieldPacket[] }> {
     if (this.lastError) throw this.lastError;
     this.busy += 1;
     try {
@@ -114,21 +112,53 @@ export class MysqlDialect implements Dialect {
     return Number.isFinite(rowsColumn) ? rowsColumn : undefined;
   }
 
+  /**
+   * The write privileges on `views`, held directly, through PUBLIC, or
+   * through a role granted to the user, whether that role is active or not
+   * (the user can `SET ROLE` it at any time). MariaDB shows a role's grants,
+   * with those of the roles granted to it, only while it is the current role,
+   * so each is set in turn and the session's own role restored; MySQL
+   * expands them with `SHOW GRANTS ... USING`.
+   */
   async writeGrants(views: readonly string[], timeoutMs: number): Promise<WriteGrant[]> {
-    const { rows } = await this.readOnly('SHOW GRANTS', [], timeoutMs).catch(async () => {
-      // SHOW GRANTS is not a SELECT, and some servers refuse SET STATEMENT around it.
-      const [r] = await this.conn.query<mysql.RowDataPacket[]>('SHOW GRANTS');
-      return { rows: r as Row[] };
+    const text = async (sql: string): Promise<string[]> => (await this.readOnly(sql, [], timeoutMs)).rows.map((r) => String(Object.values(r)[0]));
+    // CURRENT_ROLE() is MariaDB's and MySQL 8's; MySQL 5.7 has no roles at all.
+    const who = (await this.readOnly('SELECT CURRENT_USER() AS user, CURRENT_ROLE() AS role', [], timeoutMs).catch(() => this.readOnly('SELECT CURRENT_USER() AS user, NULL AS role', [], timeoutMs))).rows[0];
+    const user = String(who?.user ?? '');
+    const own = await text('SHOW GRANTS');
+    const roles = new Map<string, { role: string; grantee: string }>();
+    for (const line of own) {
+      const grant = parseRoleGrant(line);
+      if (grant && sameAccount(grant.grantee, user)) for (const role of grant.roles) roles.set(role, { role, grantee: grant.grantee });
+    }
+    // With a role active, SHOW GRANTS also lists that role's grants: those are reported through the role, below.
+    const direct = own.filter((line) => {
+      const g = parseGrant(line);
+      return g !== undefined && (g.grantee === 'PUBLIC' || sameAccount(g.grantee, user));
     });
-    const lines = rows.map((r) => parseGrant(String(Object.values(r)[0]))).filter((g): g is GrantLine => g !== undefined);
-    const found: WriteGrant[] = [];
-    for (const view of views) {
-      const [db, table] = view.includes('.') ? view.split('.', 2) : [this.database, view];
-      for (const g of lines) {
-        const write = g.privileges.filter((p) => WRITE_PRIVILEGES.has(p));
-        if (write.length === 0 || !covers(g, db ?? '', table ?? '')) continue;
-        found.push({ view, privileges: write, grantedBy: g.text, fix: `REVOKE ${write.join(', ')} ON ${g.database}.${g.table} FROM ${g.grantee};` });
+    const held: Array<{ lines: string[]; through?: { role: string; grantee: string } }> = [{ lines: direct }];
+    if (this.mariadb) {
+      try {
+        for (const through of roles.values()) {
+          await this.readOnly(`SET ROLE ${through.role}`, [], timeoutMs);
+          held.push({ lines: await text(`SHOW GRANTS FOR ${through.role}`), through });
+        }
+      } finally {
+        // Back to the role the session logged in with (the user's default role, or none).
+        const active = who?.role === null || who?.role === undefined ? 'NONE' : spelling.quote(String(who.role));
+        if (roles.size > 0) await this.readOnly(`SET ROLE ${active}`, [], timeoutMs);
       }
+    } else {
+      for (const through of roles.values()) {
+        const lines = await text(`SHOW GRANTS FOR CURRENT_USER() USING ${through.role}`);
+        // USING merges the role's privileges into the user's lines: what the user holds directly is not the role's.
+        held.push({ lines: lines.filter((l) => !direct.includes(l)), through });
+      }
+    }
+    const found: WriteGrant[] = [];
+    for (const { lines, through } of held) {
+      const parsed = lines.map(parseGrant).filter((g): g is GrantLine => g !== undefined);
+      for (const view of views) found.push(...writeGrantsOn(view, this.database, parsed, through));
     }
     return found;
   }
@@ -149,43 +179,6 @@ export class MysqlDialect implements Dialect {
     if (this.busy > 0) this.conn.destroy();
     else await this.conn.end().catch(() => this.conn.destroy());
   }
-}
-
-const WRITE_PRIVILEGES = new Set(['ALL PRIVILEGES', 'ALL', 'INSERT', 'UPDATE', 'DELETE', 'DROP', 'ALTER']);
-
-/** `GRANT SELECT, INSERT ON `erp`.* TO `reader`@`%`` ⇒ its parts; role grants (no ON) are skipped. */
-export function parseGrant(text: string): GrantLine | undefined {
-  const m = /^GRANT (.+?) ON (?:TABLE )?(\S+) TO (.+?)(?: IDENTIFIED BY .*?)?(?: WITH .*)?$/.exec(text);
-  if (!m) return undefined;
-  const privileges = m[1]!
-    .replace(/\([^)]*\)/g, '')
-    .split(',')
-    .map((p) => p.trim().toUpperCase());
-  const [database = '', table = ''] = m[2]!.split(/\.(?=[^.]*$)/);
-  return { privileges, database, table, grantee: m[3]!, text };
-}
-
-function covers(g: GrantLine, db: string, table: string): boolean {
-  return matches(g.database, db) && matches(g.table, table);
-}
-
-/** `*`, `` `erp` `` or a pattern such as `` `erp\_%` `` against a plain name. */
-function matches(pattern: string, name: string): boolean {
-  if (pattern === '*') return true;
-  const p = pattern.replace(/^`|`$/g, '').replace(/``/g, '`');
-  let re = '';
-  for (let i = 0; i < p.length; i++) {
-    const ch = p[i]!;
-    if (ch === '\\' && i + 1 < p.length) re += escapeRegex(p[++i]!);
-    else if (ch === '%') re += '.*';
-    else if (ch === '_') re += '.';
-    else re += escapeRegex(ch);
-  }
-  return new RegExp(`^${re}$`).test(name);
-}
-
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function kindOf(type: number): ColumnKind {
