@@ -288,9 +288,18 @@ describe('postgres-cdc slot faults', () => {
   });
 
   it('preflights settings, privileges, tables, publication and slot with fixes', async () => {
-    const source = makeSource(db, { slot: 'slot_check', publication: 'pub_check_missing', tables: ['public.accounts', 'public.nope'] });
+    await db.sql(`CREATE TABLE IF NOT EXISTS public.full_ident (id int PRIMARY KEY, v int); ALTER TABLE public.full_ident REPLICA IDENTITY FULL`);
+    const source = makeSource(db, { slot: 'slot_check', publication: 'pub_check_missing', tables: ['public.accounts', 'public.nope', 'public.audit', 'public.full_ident'] });
     const results = await source.check();
     const byName = new Map(results.map((r) => [r.name, r]));
+    // A table without a primary key under REPLICA IDENTITY DEFAULT: updates and deletes would carry no key.
+    expect(byName.get('table public.audit replica identity')).toMatchObject({
+      ok: false,
+      severity: 'warning',
+      detail: 'REPLICA IDENTITY DEFAULT, no primary key',
+      fix: expect.stringContaining('ALTER TABLE "public"."audit" ADD PRIMARY KEY'),
+    });
+    expect(byName.get('table public.full_ident replica identity')).toMatchObject({ ok: true, detail: 'REPLICA IDENTITY FULL (before-images on updates and deletes)' });
     expect(byName.get('wal_level')).toMatchObject({ ok: true });
     expect(byName.get('replication privilege')).toMatchObject({ ok: true });
     expect(byName.get('table public.nope')).toMatchObject({ ok: false, detail: 'does not exist' });
