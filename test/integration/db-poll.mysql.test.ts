@@ -59,6 +59,18 @@ const mariadb: PollTestDatabase = {
   async exec(sql) {
     await conn.query(sql);
   },
+  async execAsWriter(sql) {
+    const c = await mysql.createConnection({ host: '127.0.0.1', port: 3306, user: writer, password: 'writer-pw', database });
+    try {
+      await c.query('START TRANSACTION');
+      const [r] = await c.query<mysql.ResultSetHeader>(sql);
+      await c.query('ROLLBACK');
+      return r.affectedRows;
+    } finally {
+      await c.end();
+    }
+  },
+  readOnlyRefusal: { errno: 1792 },
   async seedOrders(n, distinctTimes) {
     await conn.query(
       `INSERT INTO orders SELECT seq, t, t, 'open', 1.25 * seq, 1 FROM (

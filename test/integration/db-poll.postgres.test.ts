@@ -55,6 +55,19 @@ const postgres: PollTestDatabase = {
   async exec(sql) {
     await conn.query(sql);
   },
+  async execAsWriter(sql) {
+    const c = new pg.Client({ connectionString: postgres.writerUrl() });
+    await c.connect();
+    try {
+      await c.query('BEGIN');
+      const r = await c.query(sql);
+      await c.query('ROLLBACK');
+      return r.rowCount ?? 0;
+    } finally {
+      await c.end();
+    }
+  },
+  readOnlyRefusal: { code: '25006' },
   async seedOrders(n, distinctTimes) {
     await conn.query(
       `INSERT INTO erp.orders SELECT i, t, t, 'open', 1.25 * i, 1

@@ -48,7 +48,12 @@ export class PostgresDialect implements Dialect {
     return new PostgresDialect(client);
   }
 
-  private async readOnly<T extends pg.QueryResultRow>(sql: string, params: unknown[], timeoutMs: number): Promise<pg.QueryResult<T>> {
+  /**
+   * Runs one statement in its own READ ONLY transaction under the statement
+   * timeout: the only way this dialect talks to the database. Public so
+   * tests can show what the server does with it (a write is refused).
+   */
+  async readOnly<T extends pg.QueryResultRow>(sql: string, params: unknown[], timeoutMs: number): Promise<pg.QueryResult<T>> {
     if (this.lastError) throw this.lastError;
     await this.client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.trunc(timeoutMs)}`);
     try {

@@ -5,6 +5,7 @@ import { FerryError, RetryableError } from '../../../agent/errors/index.js';
 import type { Checkpoint, SourceRecord } from '../../../agent/plugin/source.js';
 import type { DbPollSource } from '../source.js';
 import { connectDialect } from '../dialects/connect.js';
+import type { Dialect } from '../dialects/dialect.js';
 import { pollIncremental, type IncrementalState } from '../incremental.js';
 import { SeenWindow } from '../seen-window.js';
 import { resolveView } from '../source.js';
@@ -23,6 +24,10 @@ export interface PollTestDatabase {
   writerUrl(): string;
   /** The view name as a user writes it in ferry.yaml (`erp.v_open_orders`). */
   view(base: 'v_open_orders' | 'v_customers' | 'v_items' | 'v_readings'): string;
+  /** Runs a statement as the writer role in an ordinary transaction, rolled back; returns the rows it changed. */
+  execAsWriter(sql: string): Promise<number>;
+  /** How the server refuses a write in a read-only transaction: Postgres SQLSTATE 25006, MariaDB error 1792. */
+  readOnlyRefusal: { code?: string; errno?: number };
   /** Runs a statement of portable SQL on an admin connection (tables named by `table`). */
   exec(sql: string): Promise<void>;
   table(base: 'orders' | 'customers' | 'items' | 'readings'): string;
@@ -288,6 +293,27 @@ export function dbPollSuite(name: string, db: PollTestDatabase): void {
       const clean = await reader.check();
       expect(clean.filter((r) => !r.ok)).toEqual([]);
       expect(clean.map((r) => r.name)).toEqual(['db-poll connection', 'db-poll read-only role', `db-poll view ${db.view('v_open_orders')}`]);
+    });
+
+    it('every statement runs in a READ ONLY transaction: a write through the dialect\'s own query path is refused by the server', async () => {
+      const insert = `INSERT INTO ${db.view('v_open_orders')} (order_no, updated_at, created_at, status, amount, version) VALUES (99999, '2024-01-01 00:00:00', '2024-01-01 00:00:00', 'sneaky', 1, 1)`;
+      // The writer role may insert into the view: outside db-poll the statement works (and is rolled back).
+      expect(await db.execAsWriter(insert)).toBe(1);
+      const dialect = (await connectDialect(db.writerUrl())) as Dialect & { readOnly(sql: string, params: unknown[], timeoutMs: number): Promise<unknown> };
+      try {
+        const refused = await dialect.readOnly(insert, [], 5000).then(
+          () => undefined,
+          (e: unknown) => e as { code?: string; errno?: number; message: string },
+        );
+        expect(refused, 'the INSERT went through').toBeDefined();
+        expect({ code: refused!.code, errno: refused!.errno }).toMatchObject(db.readOnlyRefusal);
+        expect(refused!.message).toMatch(/read[- ]only transaction/i);
+        // The connection is fine afterwards: the failed transaction was rolled back.
+        expect(await dialect.describe(db.view('v_open_orders'), 5000)).not.toHaveLength(0);
+      } finally {
+        await dialect.close();
+      }
+      expect((await db.orderVersions()).filter(([no]) => no === 99999)).toEqual([]);
     });
 
     it('a query timeout on a locked table is a clear logged error; the next poll succeeds and nothing is lost', async () => {
