@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, uniquePrefix, type FerryProcess } from '../support/agent-process.js';
-import { E2E_DELIVERY, expectAllDelivered, mixedWorkload, snapshotThenWorkloadThroughKills, ordersAndCustomers, rowPipelineWorkspace } from '../support/change-ledger.js';
-import { mariadbDialect } from '../support/workload-dialects.js';
+import { expectAllDelivered, snapshotThenWorkloadThroughKills } from '../support/change-ledger.js';
+import { mariadbWorkload, mysqlCdcWorkspace } from '../support/workload-dialects.js';
 
 /**
  * MariaDB binlog CDC through the whole agent: a mixed workload over two tables
@@ -46,28 +46,10 @@ afterAll(async () => {
 
 function workspace(): { dir: string; config: string; out: string } {
   prefix = uniquePrefix('mye2e');
-  return rowPipelineWorkspace({
-    name: 'my-e2e',
-    prefix,
-    logLevel: 'info',
-    tables: ordersAndCustomers((t) => `${DB}.${t}`),
-    delivery: E2E_DELIVERY,
-    source: `      type: mysql-cdc
-      connection: "${URL}"
-      serverId: ${5000 + Math.floor(Math.random() * 4000)}
-      tables: [${DB}.orders, ${DB}.customers]
-      snapshot: initial`,
-  });
+  return mysqlCdcWorkspace({ name: 'my-e2e', prefix, url: URL, database: DB, logLevel: 'info' });
 }
 
-async function workload(changes: number): Promise<Set<string>> {
-  const c = await mysql.createConnection(URL);
-  try {
-    return await mixedWorkload(mariadbDialect(c), changes);
-  } finally {
-    await c.end();
-  }
-}
+const workload = mariadbWorkload(URL);
 
 describe('mysql-cdc → queue → file sink', () => {
   it('delivers every committed change of a 200,000-change workload through SIGKILLs and restarts, in per-key order, nothing rolled back', async () => {

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, uniquePrefix, type FerryProcess } from '../support/agent-process.js';
-import { backlogThroughServerRestart, E2E_DELIVERY, expectAllDelivered, mixedWorkload, ordersAndCustomers, rowPipelineWorkspace } from '../support/change-ledger.js';
+import { backlogThroughServerRestart, expectAllDelivered } from '../support/change-ledger.js';
 import { restartMariadb } from '../support/server-restart.js';
-import { mariadbDialect } from '../support/workload-dialects.js';
+import { mariadbWorkload, mysqlCdcWorkspace } from '../support/workload-dialects.js';
 
 /**
  * MariaDB restarted while the agent streams a backlog from the binlog: the
@@ -45,29 +45,11 @@ afterAll(async () => {
   await deleteRedisPrefix(prefix);
 });
 
-async function workload(changes: number, firstNewId: number): Promise<Set<string>> {
-  const c = await mysql.createConnection(URL);
-  try {
-    return await mixedWorkload(mariadbDialect(c), changes, firstNewId);
-  } finally {
-    await c.end();
-  }
-}
+const workload = mariadbWorkload(URL);
 
 describe('mysql-cdc through a MariaDB restart', () => {
   it('reconnects the same agent, resumes at its binlog position and loses nothing', async () => {
-    const ws = rowPipelineWorkspace({
-      name: 'my-restart',
-      prefix,
-      logLevel: 'warn',
-      tables: ordersAndCustomers((t) => `${DB}.${t}`),
-      delivery: E2E_DELIVERY,
-      source: `      type: mysql-cdc
-      connection: "${URL}"
-      serverId: ${5000 + Math.floor(Math.random() * 4000)}
-      tables: [${DB}.orders, ${DB}.customers]
-      snapshot: initial`,
-    });
+    const ws = mysqlCdcWorkspace({ name: 'my-restart', prefix, url: URL, database: DB });
     const { agent, expected, atRestart } = await backlogThroughServerRestart({ ...ws, running, tables: TABLES, seedRows: 1000, workload, restartServer: restartMariadb });
     expect(atRestart).toBeGreaterThan(0);
     expect(atRestart).toBeLessThan(150_000);

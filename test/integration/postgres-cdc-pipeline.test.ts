@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
-import { E2E_DELIVERY, expectAllDelivered, mixedWorkload, snapshotThenWorkloadThroughKills, ordersAndCustomers, rowPipelineWorkspace } from '../support/change-ledger.js';
-import { postgresDialect } from '../support/workload-dialects.js';
+import { E2E_DELIVERY, expectAllDelivered, snapshotThenWorkloadThroughKills, rowPipelineWorkspace } from '../support/change-ledger.js';
+import { postgresCdcWorkspace, postgresWorkload } from '../support/workload-dialects.js';
 import { pgQuery } from '../support/postgres.js';
 
 /**
@@ -45,31 +45,10 @@ afterAll(async () => {
 
 function workspace(): { dir: string; config: string; out: string } {
   prefix = uniquePrefix('pge2e');
-  return rowPipelineWorkspace({
-    name: 'pg-e2e',
-    prefix,
-    logLevel: 'warn',
-    tables: ordersAndCustomers((t) => `public.${t}`),
-    delivery: E2E_DELIVERY,
-    source: `      type: postgres-cdc
-      connection: "${URL}"
-      publication: ferry_e2e
-      slot: ${DB}_slot
-      tables: [public.orders, public.customers]
-      snapshot: initial
-      heartbeatMs: 1000`,
-  });
+  return postgresCdcWorkspace({ name: 'pg-e2e', prefix, url: URL, slot: `${DB}_slot`, publication: 'ferry_e2e' });
 }
 
-async function workload(changes: number): Promise<Set<string>> {
-  const c = new pg.Client({ connectionString: URL });
-  await c.connect();
-  try {
-    return await mixedWorkload(postgresDialect(c), changes);
-  } finally {
-    await c.end();
-  }
-}
+const workload = postgresWorkload(URL);
 
 describe('postgres-cdc → queue → file sink', () => {
   it('delivers every committed change of a 200,000-change workload through SIGKILLs and restarts, in per-key order, nothing rolled back', async () => {

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, uniquePrefix, type FerryProcess } from '../support/agent-process.js';
-import { backlogThroughServerRestart, E2E_DELIVERY, expectAllDelivered, mixedWorkload, ordersAndCustomers, rowPipelineWorkspace } from '../support/change-ledger.js';
+import { backlogThroughServerRestart, expectAllDelivered } from '../support/change-ledger.js';
 import { pgQuery } from '../support/postgres.js';
 import { restartPostgres } from '../support/server-restart.js';
-import { postgresDialect } from '../support/workload-dialects.js';
+import { postgresCdcWorkspace, postgresWorkload } from '../support/workload-dialects.js';
 
 /**
  * Postgres restarted while the agent streams a backlog from its slot: the
@@ -39,32 +38,11 @@ afterAll(async () => {
   await deleteRedisPrefix(prefix);
 });
 
-async function workload(changes: number, firstNewId: number): Promise<Set<string>> {
-  const c = new pg.Client({ connectionString: URL });
-  await c.connect();
-  try {
-    return await mixedWorkload(postgresDialect(c), changes, firstNewId);
-  } finally {
-    await c.end();
-  }
-}
+const workload = postgresWorkload(URL);
 
 describe('postgres-cdc through a Postgres restart', () => {
   it('reconnects the same agent, resumes from the slot and loses nothing', async () => {
-    const ws = rowPipelineWorkspace({
-      name: 'pg-restart',
-      prefix,
-      logLevel: 'warn',
-      tables: ordersAndCustomers((t) => `public.${t}`),
-      delivery: E2E_DELIVERY,
-      source: `      type: postgres-cdc
-      connection: "${URL}"
-      publication: ferry_restart
-      slot: ${DB}_slot
-      tables: [public.orders, public.customers]
-      snapshot: initial
-      heartbeatMs: 1000`,
-    });
+    const ws = postgresCdcWorkspace({ name: 'pg-restart', prefix, url: URL, slot: `${DB}_slot`, publication: 'ferry_restart' });
     const { agent, expected, atRestart } = await backlogThroughServerRestart({ ...ws, running, tables: TABLES, seedRows: 1000, workload, restartServer: restartPostgres });
     // The restart hit the agent mid-stream: some of the 150,000-change backlog at the sink, not all of it.
     expect(atRestart).toBeGreaterThan(0);

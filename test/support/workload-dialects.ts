@@ -1,6 +1,8 @@
-import type mysql from 'mysql2/promise';
-import type pg from 'pg';
-import type { WorkloadDialect } from './change-ledger.js';
+import { createConnection as mysqlConnect, type Connection as MysqlConnection } from 'mysql2/promise';
+import pg from 'pg';
+import { E2E_DELIVERY, mixedWorkload, ordersAndCustomers, rowPipelineWorkspace, type WorkloadDialect } from './change-ledger.js';
+
+const pgClient = pg.Client;
 
 /** The workload's statements in Postgres: RETURNING tells exactly which rows each touched. */
 export function postgresDialect(c: pg.Client): WorkloadDialect {
@@ -16,7 +18,7 @@ export function postgresDialect(c: pg.Client): WorkloadDialect {
 }
 
 /** The workload's statements in MariaDB (no UPDATE ... RETURNING: the updated range is read back inside the transaction). */
-export function mariadbDialect(c: mysql.Connection): WorkloadDialect {
+export function mariadbDialect(c: MysqlConnection): WorkloadDialect {
   const rows = async (text: string, values: unknown[]) => (await c.query(text, values))[0] as Array<{ id: number; version: number }>;
   return {
     begin: async () => void (await c.query('START TRANSACTION')),
@@ -32,4 +34,63 @@ export function mariadbDialect(c: mysql.Connection): WorkloadDialect {
     },
     delete: (t, lo, hi) => rows(`DELETE FROM ${t} WHERE id BETWEEN ? AND ? AND id % 7 = 0 RETURNING id, version`, [lo, hi]),
   };
+}
+
+/** `mixedWorkload` on its own Postgres connection to `url`. */
+export function postgresWorkload(url: string): (changes: number, firstNewId?: number) => Promise<Set<string>> {
+  return async (changes, firstNewId) => {
+    const c = new pgClient({ connectionString: url });
+    await c.connect();
+    try {
+      return await mixedWorkload(postgresDialect(c), changes, firstNewId);
+    } finally {
+      await c.end();
+    }
+  };
+}
+
+/** `mixedWorkload` on its own MariaDB connection to `url`. */
+export function mariadbWorkload(url: string): (changes: number, firstNewId?: number) => Promise<Set<string>> {
+  return async (changes, firstNewId) => {
+    const c = await mysqlConnect(url);
+    try {
+      return await mixedWorkload(mariadbDialect(c), changes, firstNewId);
+    } finally {
+      await c.end();
+    }
+  };
+}
+
+/** The workspace of a postgres-cdc end-to-end test over `orders` and `customers` (see rowPipelineWorkspace). */
+export function postgresCdcWorkspace(opts: { name: string; prefix: string; url: string; slot: string; publication: string }): { dir: string; config: string; out: string } {
+  return rowPipelineWorkspace({
+    name: opts.name,
+    prefix: opts.prefix,
+    logLevel: 'warn',
+    tables: ordersAndCustomers((t) => `public.${t}`),
+    delivery: E2E_DELIVERY,
+    source: `      type: postgres-cdc
+      connection: "${opts.url}"
+      publication: ${opts.publication}
+      slot: ${opts.slot}
+      tables: [public.orders, public.customers]
+      snapshot: initial
+      heartbeatMs: 1000`,
+  });
+}
+
+/** The workspace of a mysql-cdc end-to-end test over `DATABASE.orders` and `DATABASE.customers`. */
+export function mysqlCdcWorkspace(opts: { name: string; prefix: string; url: string; database: string; logLevel?: string }): { dir: string; config: string; out: string } {
+  return rowPipelineWorkspace({
+    name: opts.name,
+    prefix: opts.prefix,
+    logLevel: opts.logLevel ?? 'warn',
+    tables: ordersAndCustomers((t) => `${opts.database}.${t}`),
+    delivery: E2E_DELIVERY,
+    source: `      type: mysql-cdc
+      connection: "${opts.url}"
+      serverId: ${5000 + Math.floor(Math.random() * 4000)}
+      tables: [${opts.database}.orders, ${opts.database}.customers]
+      snapshot: initial`,
+  });
 }
