@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
 import { E2E_DELIVERY, expectAllDelivered, snapshotThenWorkloadThroughKills, rowPipelineWorkspace } from '../support/change-ledger.js';
 import { postgresCdcWorkspace, postgresWorkload } from '../support/workload-dialects.js';
-import { pgQuery } from '../support/postgres.js';
+import { dropDatabaseAndSlots, pgQuery } from '../support/postgres.js';
 
 /**
  * Postgres CDC through the whole agent: a mixed workload over two tables
@@ -36,10 +36,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of running) if (p.proc.exitCode === null && p.proc.signalCode === null) await p.kill();
-  await pgQuery(ADMIN, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = '${DB}' AND active_pid IS NOT NULL`).catch(() => {});
-  await new Promise((r) => setTimeout(r, 300));
-  await pgQuery(ADMIN, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '${DB}'`).catch(() => {});
-  await pgQuery(ADMIN, `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`).catch(() => {});
+  await dropDatabaseAndSlots(ADMIN, DB);
   for (const p of [prefix, ...prefixes]) if (p) await deleteRedisPrefix(p);
 });
 

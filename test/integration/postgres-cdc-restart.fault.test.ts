@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, uniquePrefix, type FerryProcess } from '../support/agent-process.js';
 import { backlogThroughServerRestart, expectAllDelivered } from '../support/change-ledger.js';
-import { pgQuery } from '../support/postgres.js';
+import { dropDatabaseAndSlots, pgQuery } from '../support/postgres.js';
 import { restartPostgres } from '../support/server-restart.js';
 import { postgresCdcWorkspace, postgresWorkload } from '../support/workload-dialects.js';
 
@@ -31,10 +31,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of running) if (p.proc.exitCode === null && p.proc.signalCode === null) await p.kill();
-  await pgQuery(ADMIN, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = '${DB}' AND active_pid IS NOT NULL`).catch(() => {});
-  await new Promise((r) => setTimeout(r, 300));
-  await pgQuery(ADMIN, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '${DB}'`).catch(() => {});
-  await pgQuery(ADMIN, `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`).catch(() => {});
+  await dropDatabaseAndSlots(ADMIN, DB);
   await deleteRedisPrefix(prefix);
 });
 
