@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError } from '../../agent/errors/index.js';
-import { MysqlDialect } from '../../sources/db-poll/dialects/mysql.js';
+import { MysqlDialect, StatementDeadline } from '../../sources/db-poll/dialects/mysql.js';
 import { captureLogger, makeSource, sourceContext } from '../../sources/db-poll/testing/harness.js';
 import { dbPollSuite, type PollTestDatabase } from '../../sources/db-poll/testing/scenarios.js';
 
@@ -210,4 +210,66 @@ describe('db-poll on MariaDB: write privileges held through roles', () => {
       await asRoot([`GRANT ${role} TO '${user}'@'%'`]);
     }
   });
+});
+
+/**
+ * Every statement is bounded, not only the page queries: EXPLAIN (the
+ * snapshot's row estimate) waits on a table another session has locked.
+ * MariaDB times it itself (max_statement_time, which also covers SHOW GRANTS
+ * and SET ROLE). MySQL times SELECTs only, so run as `mysql` against MariaDB
+ * (which reads MySQL's hint as a comment), the client's deadline must stop it.
+ */
+describe('db-poll on MariaDB: statements the server cannot time are stopped by the client', () => {
+  const db = `ferry_dbtime_${suffix}`;
+  const url = `mysql://root@127.0.0.1:3306/${db}`;
+  beforeAll(async () => {
+    const root = await admin();
+    try {
+      await root.query(`CREATE DATABASE ${db}`);
+      await root.query(`CREATE TABLE ${db}.t (id INT PRIMARY KEY)`);
+      await root.query(`CREATE VIEW ${db}.v_t AS SELECT id FROM ${db}.t`);
+    } finally {
+      await root.end();
+    }
+  });
+  afterAll(async () => {
+    const root = await admin();
+    await root.query(`DROP DATABASE IF EXISTS ${db}`).finally(() => root.end());
+  });
+
+  for (const flavour of ['mariadb', 'mysql'] as const) {
+    it(`${flavour}: EXPLAIN on a locked table ends as a timeout, ${flavour === 'mariadb' ? 'cancelled by the server at queryTimeoutMs' : 'the connection dropped a second later'}`, async () => {
+      const lock = await admin(db);
+      await lock.query('LOCK TABLES t WRITE');
+      const dialect = await MysqlDialect.connect(url, { flavour });
+      try {
+        const started = Date.now();
+        const failed: unknown = await dialect.estimateRows(`${db}.v_t`, undefined, 500).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        const took = Date.now() - started;
+        expect(failed, 'EXPLAIN returned while the table was locked').toBeDefined();
+        expect(dialect.classify(failed)).toBe('timeout');
+        if (flavour === 'mariadb') {
+          expect((failed as { errno?: number }).errno).toBe(1969);
+          expect(took).toBeLessThan(1400);
+        } else {
+          expect(failed).toBeInstanceOf(StatementDeadline);
+          expect(took).toBeGreaterThanOrEqual(1400);
+          expect(took).toBeLessThan(5000);
+          // The connection is gone: the next statement says so, and the source reconnects.
+          const next = await dialect.describe(`${db}.v_t`, 500).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(dialect.classify(next)).toBe('connection');
+        }
+      } finally {
+        await lock.query('UNLOCK TABLES');
+        await lock.end();
+        await dialect.close();
+      }
+    }, 20_000);
+  }
 });

@@ -9,6 +9,8 @@ const TEXT_TYPES = new Set([15, 247, 248, 252, 253, 254]);
 const TIME_TYPES = new Set([7, 10, 12, 14]);
 const TIMESTAMP = 7;
 const EXACT_NUMBER = /^-?\d+(\.\d+)?$/;
+/** How long past queryTimeoutMs the client waits for an answer before it drops the connection. */
+const DEADLINE_GRACE_MS = 1000;
 
 const spelling: SqlSpelling = {
   quote: (id) => `\`${id.replace(/`/g, '``')}\``,
@@ -21,6 +23,14 @@ const spelling: SqlSpelling = {
     return '?';
   },
 };
+
+/**
+ * A statement the client gave up on: no answer by queryTimeoutMs plus a
+ * grace, so the connection was dropped. The server times what it can
+ * (everything on MariaDB, SELECTs on MySQL); this covers the rest (SHOW
+ * GRANTS and SET ROLE on MySQL) and a server that stopped answering.
+ */
+export class StatementDeadline extends Error {}
 
 /** MySQL and MariaDB through `mysql2`: one connection, one short READ ONLY transaction per query. */
 export class MysqlDialect implements Dialect {
@@ -39,7 +49,12 @@ export class MysqlDialect implements Dialect {
     });
   }
 
-  static async connect(url: string): Promise<MysqlDialect> {
+  /**
+   * `flavour` overrides what VERSION() says: tests run `mysql` against
+   * MariaDB, which reads MySQL's timeout hint as a comment, to show the
+   * client-side deadline alone.
+   */
+  static async connect(url: string, options: { flavour?: 'mysql' | 'mariadb' } = {}): Promise<MysqlDialect> {
     const u = new URL(url);
     const conn = await mysql.createConnection({
       host: u.hostname,
@@ -58,37 +73,61 @@ export class MysqlDialect implements Dialect {
       await conn.query("SET time_zone = '+00:00'");
       const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT VERSION() AS v, DATABASE() AS d');
       const first: mysql.RowDataPacket | undefined = rows[0];
-      return new MysqlDialect(conn, /mariadb/i.test(String(first?.v)), String(first?.d ?? ''));
+      const mariadb = options.flavour === undefined ? /mariadb/i.test(String(first?.v)) : options.flavour === 'mariadb';
+      return new MysqlDialect(conn, mariadb, String(first?.d ?? ''));
     } catch (e) {
       conn.destroy();
       throw e;
     }
   }
 
-  /** Adds the statement timeout: MariaDB's max_statement_time (seconds), MySQL's MAX_EXECUTION_TIME hint (ms). */
-  private timed(select: string, timeoutMs: number): string {
-    if (this.mariadb) return `SET STATEMENT max_statement_time=${(timeoutMs / 1000).toFixed(3)} FOR ${select}`;
-    return select.replace(/^SELECT /, `SELECT /*+ MAX_EXECUTION_TIME(${Math.trunc(timeoutMs)}) */ `);
+  /**
+   * Adds the server's statement timeout: MariaDB's max_statement_time
+   * (seconds) applies to any statement (SELECT, EXPLAIN, SHOW GRANTS, SET
+   * ROLE); MySQL's MAX_EXECUTION_TIME hint (ms) to SELECTs only, also
+   * inside EXPLAIN. Whatever the server cannot time has the client's deadline.
+   */
+  private timed(statement: string, timeoutMs: number): string {
+    if (this.mariadb) return `SET STATEMENT max_statement_time=${(timeoutMs / 1000).toFixed(3)} FOR ${statement}`;
+    return statement.replace(/^(EXPLAIN )?SELECT /, `$1SELECT /*+ MAX_EXECUTION_TIME(${Math.trunc(timeoutMs)}) */ `);
   }
 
   /**
    * Runs one statement in its own READ ONLY transaction under the statement
-   * timeout: the only way this dialect talks to the database. Public so
-   * tests can show what the server does with it (a write is refused).
+   * timeout, and the whole transaction under the client's deadline: the only
+   * way this dialect talks to the database. Public so tests can show what
+   * the server does with it (a write is refused).
    */
-  async readOnly(select: string, params: unknown[], timeoutMs: number): Promise<{ rows: Row[]; fields: mysql.FieldPacket[] }> {
+  async readOnly(statement: string, params: unknown[], timeoutMs: number): Promise<{ rows: Row[]; fields: mysql.FieldPacket[] }> {
     if (this.lastError) throw this.lastError;
     this.busy += 1;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const limit = timeoutMs + DEADLINE_GRACE_MS;
+        // The statement may still run on the server; a dropped connection is the one thing that stops it here.
+        this.lastError ??= Object.assign(new Error(`the connection was closed after a statement got no answer within ${limit} ms`), { fatal: true });
+        this.conn.destroy();
+        reject(new StatementDeadline(`no answer within ${limit} ms (queryTimeoutMs + ${DEADLINE_GRACE_MS} ms): ${statement.slice(0, 80)}`));
+      }, timeoutMs + DEADLINE_GRACE_MS);
+    });
+    try {
+      return await Promise.race([this.transaction(statement, params, timeoutMs), deadline]);
+    } finally {
+      clearTimeout(timer);
+      this.busy -= 1;
+    }
+  }
+
+  private async transaction(statement: string, params: unknown[], timeoutMs: number): Promise<{ rows: Row[]; fields: mysql.FieldPacket[] }> {
     try {
       await this.conn.query('START TRANSACTION READ ONLY');
-      const [rows, fields] = await this.conn.query<mysql.RowDataPacket[]>(this.timed(select, timeoutMs), params);
+      const [rows, fields] = await this.conn.query<mysql.RowDataPacket[]>(this.timed(statement, timeoutMs), params);
       await this.conn.query('COMMIT');
       return { rows: rows as Row[], fields };
     } catch (e) {
       await this.conn.query('ROLLBACK').catch(() => undefined);
       throw e;
-    } finally {
-      this.busy -= 1;
     }
   }
 
@@ -169,7 +208,7 @@ export class MysqlDialect implements Dialect {
 
   classify(error: unknown): FailureKind {
     const e = error as { errno?: number; code?: string; fatal?: boolean };
-    if (e.errno === 1969 || e.errno === 3024) return 'timeout';
+    if (e.errno === 1969 || e.errno === 3024 || error instanceof StatementDeadline) return 'timeout';
     if (e.errno === 1146 || e.errno === 1054 || e.errno === 1049) return 'missing-object';
     if (this.lastError || e.fatal || /^(ECONN|EPIPE|ETIMEDOUT|PROTOCOL_)/.test(e.code ?? '')) return 'connection';
     return 'other';
