@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   FERRY_RECORD_MALFORMED: { exit: 1, fix: 'The source could not parse this record (see the reason and location); fix the data at the source, then `ferry dlq replay` or re-drop the file.' },
   FERRY_INPUT_UNREADABLE: { exit: 1, fix: 'Check the file format and encoding settings of the source; the file was moved to the errors folder.' },
   FERRY_SOURCE_UNAVAILABLE: { exit: 1, fix: 'Check that the source system is reachable and the credentials are right; Ferry retries with backoff.' },
+  FERRY_SOURCE_AUTH_FAILED: { exit: 2, fix: 'Correct the user or password of the source connection (the login named in the message), or grant that user access to the database; Ferry does not retry a rejected login.' },
   FERRY_SOURCE_POSITION_LOST: { exit: 1, fix: 'The saved position no longer exists at the source; re-snapshot with `ferry snapshot PIPELINE` or set `snapshot: when_needed`.' },
   FERRY_SOURCE_SLOT_IN_USE: { exit: 1, fix: 'Another process (named by its pid) is reading this replication slot: stop it, or give this pipeline its own `slot`.' },
   FERRY_SOURCE_QUERY_TIMEOUT: { exit: 1, fix: 'A polled view answered slower than queryTimeoutMs (often a lock held by another session); the poll is retried at the next tick. Raise queryTimeoutMs or find the blocking session.' },

@@ -244,16 +244,18 @@ export class DbPollSource implements Source {
     try {
       return await connectDialect(this.config.connection);
     } catch (e) {
-      const where = redactUrl(this.config.connection);
       const reason = (e as Error).message;
       if (isAuthFailure(e)) {
-        throw new FerryError('FERRY_SOURCE_UNAVAILABLE', `db-poll could not log in to ${where}: ${reason}`, {
+        // A user error, not an outage: retrying a wrong password only fills the server's log and can lock the account.
+        const login = loginOf(this.config.connection);
+        throw new FerryError('FERRY_SOURCE_AUTH_FAILED', `db-poll could not log in as ${login}: ${reason}`, {
           where: 'source.connection',
-          fix: 'Check the user, password and database name in source.connection.',
+          fix: `Correct the user or password of source.connection (${login}), or let that user connect to the database; Ferry does not retry a rejected login.`,
           cause: e,
         });
       }
-      throw new RetryableError(`db-poll could not connect to ${where}: ${reason}`, { where: 'source.connection', cause: e, code: 'FERRY_SOURCE_UNAVAILABLE' });
+      // Also an unknown database: it may be being restored, so it is retried like an outage.
+      throw new RetryableError(`db-poll could not connect to ${redactUrl(this.config.connection)}: ${reason}`, { where: 'source.connection', cause: e, code: 'FERRY_SOURCE_UNAVAILABLE' });
     }
   }
 
@@ -333,9 +335,21 @@ function parseCheckpoint(from: Checkpoint | undefined): DbPollCheckpoint {
   return { views: {} };
 }
 
+/** A rejected login: Postgres invalid password / authorization (no such role, no pg_hba line); MySQL access denied (to the server, to the database, without a password). */
 function isAuthFailure(e: unknown): boolean {
   const x = e as { code?: string; errno?: number };
-  return x.code === '28P01' || x.code === '28000' || x.code === '3D000' || x.errno === 1045 || x.errno === 1049 || x.errno === 1044;
+  return x.code === '28P01' || x.code === '28000' || x.errno === 1045 || x.errno === 1044 || x.errno === 1698;
+}
+
+/** `reader@127.0.0.1:5432/erp`: the login of a connection URL, for messages; never its password. */
+export function loginOf(url: string): string {
+  try {
+    const u = new URL(url);
+    const port = u.port || (/^postgres/.test(u.protocol) ? '5432' : '3306');
+    return `${decodeURIComponent(u.username) || '(no user)'}@${u.hostname}:${port}/${decodeURIComponent(u.pathname.replace(/^\//, ''))}`;
+  } catch {
+    return redactUrl(url);
+  }
 }
 
 function safeName(name: string): string {

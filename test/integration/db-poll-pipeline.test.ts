@@ -39,6 +39,8 @@ interface E2eDatabase {
   teardown(): Promise<void>;
   /** The source connection, password as `${env:ERP_PASSWORD}`. */
   connection: string;
+  /** A connection whose login the server rejects (with ERP_PASSWORD=wrong-pw-4711), and how the error names it. */
+  badLogin: { connection: string; login: string };
   /** A view's name as ferry.yaml writes it. */
   view(base: 'v_open_orders' | 'v_customers'): string;
   /** Statements on an admin connection, in one transaction. */
@@ -79,6 +81,8 @@ const postgres: E2eDatabase = {
     await pgQuery(PG_ADMIN, `DROP ROLE IF EXISTS ${ROLE}`).catch(() => {});
   },
   connection: `postgres://${ROLE}:\${env:ERP_PASSWORD}@127.0.0.1:5432/${PG_DB}`,
+  // The local server trusts logins from 127.0.0.1, so a wrong password would pass: a role that does not exist is refused.
+  badLogin: { connection: `postgres://ferry_nobody_${suffix}:\${env:ERP_PASSWORD}@127.0.0.1:5432/${PG_DB}`, login: `ferry_nobody_${suffix}@127.0.0.1:5432/${PG_DB}` },
   view: (base) => `erp.${base}`,
   async transaction(statements) {
     await pgQuery(PG_URL, `BEGIN; ${statements.join('; ')}; COMMIT;`);
@@ -127,6 +131,7 @@ const mariadb: E2eDatabase = {
     }).catch(() => {});
   },
   connection: `mysql://${ROLE}:\${env:ERP_PASSWORD}@127.0.0.1:3306/${MY_DB}`,
+  badLogin: { connection: `mysql://${ROLE}:\${env:ERP_PASSWORD}@127.0.0.1:3306/${MY_DB}`, login: `${ROLE}@127.0.0.1:3306/${MY_DB}` },
   view: (base) => `${MY_DB}.${base}`,
   async transaction(statements) {
     await my((c) => c.query(`START TRANSACTION; ${statements.join('; ')}; COMMIT;`), MY_DB);
@@ -144,7 +149,7 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-function workspace(db: E2eDatabase): { config: string; out: string; prefix: string } {
+function workspace(db: E2eDatabase, connection = db.connection): { config: string; out: string; prefix: string } {
   const dir = tempWorkspace('dbpoll-e2e');
   const prefix = uniquePrefix('dbpe2e');
   prefixes.push(prefix);
@@ -181,7 +186,7 @@ pipelines:
   - name: erp
     source:
       type: db-poll
-      connection: "${db.connection}"
+      connection: "${connection}"
       every: 1s
       requireReadOnly: true
       lookBackMs: 2000
@@ -383,6 +388,17 @@ for (const db of [postgres, mariadb]) {
       } finally {
         await db.revokeUpdate();
       }
+    }, 60_000);
+
+    it('a rejected login stops `ferry run` with exit 2 and FERRY_SOURCE_AUTH_FAILED naming the login, not the password', async () => {
+      const ws = workspace(db, db.badLogin.connection);
+      const agent = startAgent(ws.config, { env: { ERP_PASSWORD: 'wrong-pw-4711' } });
+      running.push(agent);
+      const code = await agent.exited;
+      expect(code, agent.stderr()).toBe(2);
+      expect(agent.stderr()).toContain('FERRY_SOURCE_AUTH_FAILED');
+      expect(agent.stderr()).toContain(`log in as ${db.badLogin.login}`);
+      expect(agent.stderr()).not.toContain('wrong-pw-4711');
     }, 60_000);
   });
 }

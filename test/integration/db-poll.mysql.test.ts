@@ -54,6 +54,7 @@ const mariadb: PollTestDatabase = {
   },
   readOnlyUrl: () => `mysql://${reader}:reader-pw@127.0.0.1:3306/${database}`,
   writerUrl: () => `mysql://${writer}:writer-pw@127.0.0.1:3306/${database}`,
+  badLogin: () => ({ url: `mysql://${reader}:wrong-pw-4711@127.0.0.1:3306/${database}`, login: `${reader}@127.0.0.1:3306/${database}` }),
   view: (base) => `${database}.${base}`,
   table: (base) => base,
   async exec(sql) {

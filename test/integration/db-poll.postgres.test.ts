@@ -50,6 +50,8 @@ const postgres: PollTestDatabase = {
   },
   readOnlyUrl: () => `postgres://${reader}:reader-pw@127.0.0.1:5432/${database}`,
   writerUrl: () => `postgres://${writer}:writer-pw@127.0.0.1:5432/${database}`,
+  // The local server trusts every login on 127.0.0.1, so a wrong password passes: a role that does not exist is refused (28000).
+  badLogin: () => ({ url: `postgres://ferry_nobody_${suffix}:wrong-pw-4711@127.0.0.1:5432/${database}`, login: `ferry_nobody_${suffix}@127.0.0.1:5432/${database}` }),
   view: (base) => `erp.${base}`,
   table: (base) => `erp.${base}`,
   async exec(sql) {

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERROR_CODES } from '../../../agent/errors/codes.js';
 import { FerryError, RetryableError } from '../../../agent/errors/index.js';
 import type { Checkpoint, SourceRecord } from '../../../agent/plugin/source.js';
 import type { DbPollSource } from '../source.js';
@@ -22,6 +23,8 @@ export interface PollTestDatabase {
   teardown(): Promise<void>;
   readOnlyUrl(): string;
   writerUrl(): string;
+  /** A URL, password `wrong-pw-4711`, whose login the server rejects; `login` is how messages must name it (user@host:port/db). */
+  badLogin(): { url: string; login: string };
   /** The view name as a user writes it in ferry.yaml (`erp.v_open_orders`). */
   view(base: 'v_open_orders' | 'v_customers' | 'v_items' | 'v_readings'): string;
   /** Runs a statement as the writer role in an ordinary transaction, rolled back; returns the rows it changed. */
@@ -314,6 +317,29 @@ export function dbPollSuite(name: string, db: PollTestDatabase): void {
         await dialect.close();
       }
       expect((await db.orderVersions()).filter(([no]) => no === 99999)).toEqual([]);
+    });
+
+    it('a rejected login is FERRY_SOURCE_AUTH_FAILED (exit 2, not retried), naming user@host:port/db and never the password', async () => {
+      const { url, login } = db.badLogin();
+      const { logger } = captureLogger();
+      const source = makeSource({ connection: url, views: [{ name: db.view('v_items'), mode: 'diff', key: ['item_no'] }] });
+      const failed = await source.open(undefined, await sourceContext(logger)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await source.close();
+      expect(failed).toBeInstanceOf(FerryError);
+      expect(failed).not.toBeInstanceOf(RetryableError);
+      const error = failed as FerryError;
+      expect(error.code).toBe('FERRY_SOURCE_AUTH_FAILED');
+      expect(ERROR_CODES[error.code].exit).toBe(2);
+      expect(error.message).toContain(`log in as ${login}: `);
+      expect(error.where).toBe('source.connection');
+      expect(error.fix).toContain(login);
+      expect(`${error.describe()} ${JSON.stringify(error)}`).not.toContain('wrong-pw-4711');
+
+      const checked = await makeSource({ connection: url, views: [{ name: db.view('v_items'), mode: 'diff', key: ['item_no'] }] }).check();
+      expect(checked).toEqual([{ name: 'db-poll connection', ok: false, detail: error.message, fix: error.fix }]);
     });
 
     it('a query timeout on a locked table is a clear logged error; the next poll succeeds and nothing is lost', async () => {
