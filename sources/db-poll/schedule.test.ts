@@ -26,6 +26,15 @@ describe('db-poll schedule', () => {
     expect(cronSchedule('*/5 * * * *', 0).delayMs(now, undefined)).toBe(150_000);
   });
 
+  it('adds up to jitterMs of random delay to a cron tick, and waits for the tick after a poll that ran past one', () => {
+    const now = Date.parse('2024-01-31T10:02:30');
+    expect(cronSchedule('*/5 * * * *', 2000, () => 0.25).delayMs(now, undefined)).toBe(150_500);
+    expect(cronSchedule('*/5 * * * *', 2000, () => 0.9999).delayMs(now, undefined)).toBe(151_999);
+    // A poll that started at 10:00 and ended at 10:05:10 missed the 10:05 tick: the next is 10:10, not at once.
+    const late = Date.parse('2024-01-31T10:05:10');
+    expect(cronSchedule('*/5 * * * *', 2000, () => 0).delayMs(late, Date.parse('2024-01-31T10:00:00'))).toBe(290_000);
+  });
+
   it('sleep ends early, with false, when aborted', async () => {
     const abort = new AbortController();
     const started = Date.now();

@@ -32,6 +32,8 @@ const postgres: PollTestDatabase = {
       CREATE SCHEMA erp;
       CREATE TABLE erp.orders (order_no int PRIMARY KEY, updated_at timestamptz NOT NULL, created_at timestamptz NOT NULL, status text NOT NULL, amount numeric(12,2) NOT NULL, version int NOT NULL);
       CREATE VIEW erp.v_open_orders AS SELECT order_no, updated_at, created_at, status, amount, version FROM erp.orders;
+      -- pg_sleep in an InitPlan runs once per query: every page of this view takes ~100 ms.
+      CREATE VIEW erp.v_slow_orders AS SELECT * FROM erp.orders WHERE (SELECT true FROM pg_sleep(0.1));
       CREATE TABLE erp.customers (customer_no text PRIMARY KEY, name text NOT NULL, balance numeric(14,2) NOT NULL);
       CREATE VIEW erp.v_customers AS SELECT customer_no, name, balance FROM erp.customers;
       CREATE TABLE erp.items (item_no bigint PRIMARY KEY, label text NOT NULL, qty int NOT NULL);

@@ -8,6 +8,7 @@ import type { DbPollSource } from '../source.js';
 import { connectDialect } from '../dialects/connect.js';
 import type { Dialect } from '../dialects/dialect.js';
 import { pollIncremental, type IncrementalState } from '../incremental.js';
+import { isoTime } from '../row-hash.js';
 import { SeenWindow } from '../seen-window.js';
 import { resolveView } from '../source.js';
 import { captureLogger, makeSource, measureMemory, pollAndCommit, pollContext, readUntil, removeTempDirs, sourceContext } from './harness.js';
@@ -18,7 +19,10 @@ import { captureLogger, makeSource, measureMemory, pollAndCommit, pollContext, r
  * same for both, as the configuration shape is.
  */
 export interface PollTestDatabase {
-  /** Creates a fresh database, the tables `orders`, `customers`, `items`, `readings`, their `v_*` views, a SELECT-only role and a role that may also write. */
+  /**
+   * Creates a fresh database, the tables `orders`, `customers`, `items`, `readings`, their `v_*` views
+   * (and `v_slow_orders`: the orders, ~100 ms per query), a SELECT-only role and a role that may also write.
+   */
   setup(): Promise<void>;
   teardown(): Promise<void>;
   readOnlyUrl(): string;
@@ -26,7 +30,7 @@ export interface PollTestDatabase {
   /** A URL, password `wrong-pw-4711`, whose login the server rejects; `login` is how messages must name it (user@host:port/db). */
   badLogin(): { url: string; login: string };
   /** The view name as a user writes it in ferry.yaml (`erp.v_open_orders`). */
-  view(base: 'v_open_orders' | 'v_customers' | 'v_items' | 'v_readings'): string;
+  view(base: 'v_open_orders' | 'v_slow_orders' | 'v_customers' | 'v_items' | 'v_readings'): string;
   /** Runs a statement as the writer role in an ordinary transaction, rolled back; returns the rows it changed. */
   execAsWriter(sql: string): Promise<number>;
   /** How the server refuses a write in a read-only transaction: Postgres SQLSTATE 25006, MariaDB error 1792. */
@@ -193,6 +197,69 @@ export function dbPollSuite(name: string, db: PollTestDatabase): void {
         await dialect.close();
       }
     });
+
+    it('a slow poll never overlaps the next, however short the interval; records carry the poll start as time and the cursor as position', async () => {
+      await ensureOrders(db);
+      const { logger } = captureLogger();
+      const view = db.view('v_slow_orders');
+      const views = [{ name: view, mode: 'incremental' as const, cursor: ['updated_at', 'order_no'], key: ['order_no'] }];
+      // Start at the end of the view, so that only the rows touched below are read (in pages of 3, ~100 ms each).
+      const probe = makeSource({ connection: db.readOnlyUrl(), pageSize: 5000, lookBackMs: 0, views });
+      await probe.open(undefined, await sourceContext(logger));
+      const caughtUp = await pollAndCommit(probe, undefined, () => undefined);
+      await probe.close();
+
+      const source = makeSource({ connection: db.readOnlyUrl(), every: '10ms', pageSize: 3, lookBackMs: 0, views });
+      await source.open(caughtUp, await sourceContext(logger));
+      const random = rng(11);
+      let writing = true;
+      const writer = (async () => {
+        while (writing) {
+          await db.touchOrders(pickDistinct(2, 1, 3000, random));
+          await sleep(100);
+        }
+      })();
+      const polls: Array<{ time: string; first: number; last: number }> = [];
+      const started = Date.now();
+      const abort = new AbortController();
+      const deadline = setTimeout(() => abort.abort(), 30_000);
+      try {
+        for await (const batch of source.read(abort.signal)) {
+          const at = Date.now();
+          await source.commit(batch.checkpoint);
+          if (batch.records.length === 0) continue;
+          expect(new Set(batch.records.map((r) => r.time)).size, 'one batch, one poll time').toBe(1);
+          const time = batch.records[0]!.time;
+          const current = polls[polls.length - 1];
+          if (current?.time === time) current.last = at;
+          else polls.push({ time, first: at, last: at });
+          // The position is the record's cursor, in the driver's form; the batch's checkpoint holds the last record's.
+          for (const r of batch.records) {
+            const [updatedAt, orderNo] = JSON.parse(r.position) as [unknown, unknown];
+            expect(Number(orderNo)).toBe(Number(r.data.order_no));
+            expect(isoTime(String(updatedAt), false)).toBe(r.data.updated_at);
+          }
+          const checkpoint = batch.checkpoint as unknown as { views: Record<string, { cursor: unknown[] }> };
+          expect(JSON.parse(batch.records[batch.records.length - 1]!.position)).toEqual(checkpoint.views[view]!.cursor);
+          if (polls.length >= 6) abort.abort();
+        }
+      } finally {
+        clearTimeout(deadline);
+        writing = false;
+        await writer;
+        await source.close();
+      }
+      expect(polls.length).toBeGreaterThanOrEqual(6);
+      expect(new Set(polls.map((p) => p.time)).size, 'a poll handed over a batch after the next poll had started').toBe(polls.length);
+      for (const [i, poll] of polls.entries()) {
+        const start = Date.parse(poll.time);
+        expect(start).toBeGreaterThanOrEqual(started);
+        // The time is the poll's start, before its first (slow, ~100 ms) page came back...
+        expect(poll.first - start).toBeGreaterThanOrEqual(80);
+        // ...and after everything the previous poll handed over: one poll at a time.
+        if (i > 0) expect(start).toBeGreaterThanOrEqual(polls[i - 1]!.last);
+      }
+    }, 60_000);
 
     it('diff: 200,000 rows with random inserts, updates and deletes between polls emit exactly those changes, in bounded memory', async () => {
       const total = 200_000;
