@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeSource } from '../../sources/db-poll/testing/harness.js';
 import { dbPollSuite, type PollTestDatabase } from '../../sources/db-poll/testing/scenarios.js';
 
 // A fresh database per run, with ICU en-US as its default collation so that
@@ -129,3 +131,41 @@ const postgres: PollTestDatabase = {
 };
 
 dbPollSuite('Postgres', postgres);
+
+/**
+ * Postgres roles: has_table_privilege counts what a user inherits. A user
+ * that is a member of a writing role without inheriting it (NOINHERIT) can
+ * still SET ROLE to it, so that role's privileges are reported too.
+ */
+describe('db-poll on Postgres: write privileges held through roles', () => {
+  const db = `ferry_dbprole_${suffix}`;
+  const group = `ferry_grp_${suffix}`;
+  const inherits = `ferry_inh_${suffix}`;
+  const noinherit = `ferry_noi_${suffix}`;
+  const views = [{ name: 'erp.v_t', mode: 'diff' as const, key: ['id'] }];
+  beforeAll(async () => {
+    await run(`CREATE DATABASE ${db}`);
+    await run(`CREATE ROLE ${group} NOLOGIN; CREATE ROLE ${inherits} LOGIN INHERIT; CREATE ROLE ${noinherit} LOGIN NOINHERIT; GRANT ${group} TO ${inherits}, ${noinherit}`);
+    await run(
+      `CREATE SCHEMA erp; CREATE TABLE erp.t (id int PRIMARY KEY); CREATE VIEW erp.v_t AS SELECT id FROM erp.t;
+       GRANT USAGE ON SCHEMA erp TO ${inherits}, ${noinherit}, ${group}; GRANT SELECT ON erp.v_t TO ${inherits}, ${noinherit};
+       GRANT INSERT ON erp.v_t TO ${group};`,
+      db,
+    );
+  });
+  afterAll(async () => {
+    await run(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+    await run(`DROP ROLE IF EXISTS ${inherits}; DROP ROLE IF EXISTS ${noinherit}; DROP ROLE IF EXISTS ${group}`);
+  });
+
+  it('a role the user inherits, and one it can only SET ROLE to (NOINHERIT), are both reported', async () => {
+    const inherited = (await makeSource({ connection: `postgres://${inherits}@127.0.0.1:5432/${db}`, requireReadOnly: true, views }).check()).find((r) => r.name === 'db-poll read-only role')!;
+    expect(inherited).toMatchObject({ ok: false, severity: 'error' });
+    expect(inherited.detail).toContain(`INSERT on "erp"."v_t" (held by "${inherits}", directly, through a role or PUBLIC)`);
+
+    const settable = (await makeSource({ connection: `postgres://${noinherit}@127.0.0.1:5432/${db}`, requireReadOnly: true, views }).check()).find((r) => r.name === 'db-poll read-only role')!;
+    expect(settable).toMatchObject({ ok: false, severity: 'error' });
+    expect(settable.detail).toContain(`INSERT on "erp"."v_t" (held by "${group}", which "${noinherit}" can SET ROLE to)`);
+    expect(settable.fix).toBe(`REVOKE INSERT ON "erp"."v_t" FROM "${group}"; (or REVOKE "${group}" FROM "${noinherit}";)`);
+  });
+});

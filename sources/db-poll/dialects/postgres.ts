@@ -94,6 +94,18 @@ export class PostgresDialect implements Dialect {
     if (me?.rolsuper) {
       grants.push({ view: '*', privileges: ['SUPERUSER'], grantedBy: `role attribute of ${roleName}`, fix: `ALTER ROLE ${roleName} NOSUPERUSER;` });
     }
+    // has_table_privilege counts the roles the user inherits; a role it is a member of without inheriting
+    // (NOINHERIT) is one SET ROLE away, so its privileges are the user's too.
+    const settable = await this.readOnly<{ rolname: string; rolsuper: boolean }>(
+      `SELECT rolname, rolsuper FROM pg_roles WHERE rolname <> current_user AND pg_has_role(current_user, oid, 'MEMBER') AND NOT pg_has_role(current_user, oid, 'USAGE') ORDER BY rolname`,
+      [],
+      timeoutMs,
+    );
+    for (const { rolname, rolsuper } of settable.rows) {
+      if (!rolsuper || me?.rolsuper) continue;
+      const other = spelling.quote(rolname);
+      grants.push({ view: '*', privileges: ['SUPERUSER'], grantedBy: `role attribute of ${other}, which ${roleName} can SET ROLE to`, fix: `REVOKE ${other} FROM ${roleName};` });
+    }
     for (const view of views) {
       const quoted = quoteName(view, spelling);
       const r = await this.readOnly<{ p: string }>(
@@ -102,13 +114,30 @@ export class PostgresDialect implements Dialect {
         timeoutMs,
       );
       const privileges = r.rows.map((x) => x.p);
-      if (privileges.length === 0) continue;
-      grants.push({
-        view,
-        privileges,
-        grantedBy: `${privileges.join(', ')} on ${quoted} (held by ${roleName}, directly, through a role or PUBLIC)`,
-        fix: `REVOKE ${privileges.join(', ')} ON ${quoted} FROM ${roleName};`,
-      });
+      if (privileges.length > 0) {
+        grants.push({
+          view,
+          privileges,
+          grantedBy: `${privileges.join(', ')} on ${quoted} (held by ${roleName}, directly, through a role or PUBLIC)`,
+          fix: `REVOKE ${privileges.join(', ')} ON ${quoted} FROM ${roleName};`,
+        });
+      }
+      for (const { rolname } of settable.rows) {
+        const viaRole = await this.readOnly<{ p: string }>(
+          `SELECT p FROM unnest(ARRAY['INSERT','UPDATE','DELETE','TRUNCATE']) AS p WHERE has_table_privilege($1, $2, p) AND NOT has_table_privilege($2, p)`,
+          [rolname, quoted],
+          timeoutMs,
+        );
+        const extra = viaRole.rows.map((x) => x.p);
+        if (extra.length === 0) continue;
+        const other = spelling.quote(rolname);
+        grants.push({
+          view,
+          privileges: extra,
+          grantedBy: `${extra.join(', ')} on ${quoted} (held by ${other}, which ${roleName} can SET ROLE to)`,
+          fix: `REVOKE ${extra.join(', ')} ON ${quoted} FROM ${other}; (or REVOKE ${other} FROM ${roleName};)`,
+        });
+      }
     }
     return grants;
   }
