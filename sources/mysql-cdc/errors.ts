@@ -37,8 +37,16 @@ export function classifyMysqlError(err: unknown, at: BinlogPosition): Error {
       return positionLost(at, e);
     }
   }
-  if (e.code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR' || e.code === 'ER_ACCESS_DENIED_ERROR' || e.code === 'ER_DBACCESS_DENIED_ERROR') {
-    return new FerryError('FERRY_SOURCE_UNAVAILABLE', `MySQL refused the replication user: ${message}`, {
+  if (e.code === 'ER_ACCESS_DENIED_ERROR' || e.code === 'ER_DBACCESS_DENIED_ERROR') {
+    // A wrong password stays wrong: not retried (FERRY_SOURCE_UNAVAILABLE would be), exit 2.
+    return new FerryError('FERRY_SOURCE_AUTH_FAILED', `MySQL rejected the login: ${message}`, {
+      where,
+      cause: e,
+      fix: "Check the user and password in source.connection; the user needs access from this host ('repl'@'%').",
+    });
+  }
+  if (e.code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR') {
+    return new FerryError('FERRY_PREFLIGHT_FAILED', `MySQL refused the replication user: ${message}`, {
       where,
       cause: e,
       fix: "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO 'repl'@'%'; and check the password in source.connection",

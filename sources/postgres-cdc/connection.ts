@@ -43,7 +43,9 @@ export async function connect(connection: string, kind: ClientKind): Promise<pg.
 export function describeTarget(connection: string): string {
   try {
     const url = new URL(connection);
-    return `${url.hostname}:${url.port || '5432'}${url.pathname}`;
+    // The user, never the password: a rejected login must say which one was tried.
+    const user = url.username ? `${decodeURIComponent(url.username)}@` : '';
+    return `${user}${url.hostname}:${url.port || '5432'}${url.pathname}`;
   } catch {
     return 'postgres connection (unparsable URL)';
   }
@@ -68,8 +70,16 @@ export function toFerryError(error: unknown, where: string): FerryError {
   if (inUse) return slotInUse(inUse[1] ?? '?', Number(inUse[2]), where);
   const missing = /replication slot "([^"]+)" does not exist/.exec(message);
   if (missing) return slotLost(missing[1] ?? '?', 'it does not exist any more', where);
-  if (code === '28P01' || code === '28000' || code === '3D000') {
+  if (code === '28P01' || code === '28000') {
     // Not FERRY_SOURCE_UNAVAILABLE: the runtime retries that one, and a wrong password stays wrong.
+    // Exit 2, so a service manager does not restart the agent into the same refusal.
+    return new FerryError('FERRY_SOURCE_AUTH_FAILED', `Postgres rejected the login: ${message}`, {
+      where,
+      fix: 'Check the user and password in `connection`, and pg_hba.conf (the role needs a `replication` entry and a database entry for this host).',
+      cause: error,
+    });
+  }
+  if (code === '3D000') {
     return new FerryError('FERRY_PREFLIGHT_FAILED', `Postgres refused the connection: ${message}`, {
       where,
       fix: 'Check the user, password and database in `connection`, and pg_hba.conf (the role needs a `replication` or database entry for this host).',

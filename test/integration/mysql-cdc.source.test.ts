@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SourceRecord } from '../../agent/plugin/source.js';
 import { FerryError, RetryableError } from '../../agent/errors/index.js';
+import { ERROR_CODES } from '../../agent/errors/codes.js';
 import { BinlogStream } from '../../sources/mysql-cdc/binlog-stream.js';
 import { connectionOptions } from '../../sources/mysql-cdc/connection.js';
 import { ALTER_MID_STREAM_CHANGES, alterMidStream, contextFor, drain, masterStatus, runOnce, sourceFor, uniqueServerId, useFixture } from './mysql-cdc.helpers.js';
@@ -295,6 +296,19 @@ describe('mysql-cdc streaming', () => {
     } finally {
       stream.stop();
     }
+  });
+
+  it('stops on a rejected login with FERRY_SOURCE_AUTH_FAILED (exit 2, not retried), naming the user, never the password', async () => {
+    await fx.root.query(`CREATE TABLE IF NOT EXISTS ${t('auth')} (id INT PRIMARY KEY)`);
+    const wrong = fx.url.replace(`:${fx.password}@`, ':not-the-password@');
+    expect(wrong).not.toBe(fx.url);
+    const source = sourceFor(fx, { tables: [t('auth')], connection: wrong });
+    const err = await source.open(undefined, contextFor()).then(() => undefined, (e: unknown) => e);
+    await source.close();
+    expect(err).toBeInstanceOf(FerryError);
+    expect(err).toMatchObject({ code: 'FERRY_SOURCE_AUTH_FAILED', message: expect.stringContaining(fx.user) });
+    expect(ERROR_CODES.FERRY_SOURCE_AUTH_FAILED.exit).toBe(2);
+    expect(JSON.stringify(err) + (err as Error).message).not.toContain('not-the-password');
   });
 
   it('reports a serverId already used by another reader as a config error', async () => {

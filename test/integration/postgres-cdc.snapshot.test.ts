@@ -207,6 +207,16 @@ describe('postgres-cdc snapshot on request (Source.snapshot)', () => {
 });
 
 describe('postgres-cdc slot faults', () => {
+  it('stops on a rejected login with FERRY_SOURCE_AUTH_FAILED (exit 2, not retried)', async () => {
+    // The test server trusts every login from 127.0.0.1, so a role that does not exist stands for a wrong password (both are class 28).
+    const source = makeSource(db, { connection: db.url.replace('postgres@', 'no_such_role_x@'), slot: 'slot_auth', publication: 'pub_snap', tables: ['public.audit'] });
+    const err = await source.open(undefined, context()).then(() => undefined, (e: unknown) => e);
+    await source.close();
+    expect(err).toBeInstanceOf(FerryError);
+    expect(err).toMatchObject({ code: 'FERRY_SOURCE_AUTH_FAILED', where: expect.stringContaining('no_such_role_x@127.0.0.1:5432/') });
+    expect((err as Error).message).toContain('no_such_role_x');
+  });
+
   it('reports a slot in use by another reader, naming the slot and pid', async () => {
     const first = await new Driver(makeSource(db, { slot: 'slot_busy', publication: 'pub_snap', tables: ['public.audit'], snapshot: 'never' })).open();
     try {
