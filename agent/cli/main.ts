@@ -1,6 +1,6 @@
 // First: catch a stop of `ferry run` before anything heavy loads.
 import './early-stop.js';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Help, Option } from 'commander';
 import { FerryError } from '../errors/index.js';
 import { ERROR_CODES } from '../errors/codes.js';
 import { SINKS, SOURCES } from '../registry.js';
@@ -17,7 +17,11 @@ export async function main(argv: string[]): Promise<number> {
     .description('Turns legacy systems into contract-checked event streams.')
     .version(process.env.npm_package_version ?? '0.1.0')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      // Commander's own usage errors read like Ferry's (`ferry: CODE: what`, then `fix:`, see usageHints).
+      outputError: (s, write) => write(`ferry: FERRY_USAGE: ${s.replace(/^error: /, '')}`),
+    })
     .addHelpText(
       'after',
       `\nSources: ${SOURCES.map((s) => s.type).join(', ') || '(none)'}\nSinks:   ${SINKS.map((s) => s.type).join(', ') || '(none)'}\n\nExit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.`,
@@ -90,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
   const rpa = program.command('rpa').description('RPA scripts');
   rpa
     .command('run <script>')
-    .description('run one RPA script once and print what it emits')
+    .description('run one RPA script once and print what it emits (not implemented yet)')
     .action(run(() => import('./commands/rpa-run.js')));
 
   const service = program.command('service').description('the system service');
@@ -104,6 +108,9 @@ export async function main(argv: string[]): Promise<number> {
     .option('--no-enable', 'only write the unit; do not run systemctl')
     .action(run(() => import('./commands/service-install.js')));
 
+  listNestedVerbs(program);
+  usageHints(program);
+
   try {
     await program.parseAsync(argv);
     return exitCode;
@@ -112,10 +119,33 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * `ferry --help` lists the verbs as they are typed (`mapping test`, `dlq
+ * list`, `service install`), as PRODUCT.md's command table does, instead of
+ * bare group names that hide them. Set after the verbs are added, so only
+ * the top-level help flattens; a group's own help lists its verbs as usual.
+ */
+function listNestedVerbs(program: Command): void {
+  const plain = new Help();
+  program.configureHelp({
+    visibleCommands: (cmd) => plain.visibleCommands(cmd).flatMap((c) => (c.commands.length > 0 ? c.commands : [c])),
+    subcommandTerm: (cmd) => (cmd.parent && cmd.parent !== program ? `${cmd.parent.name()} ` : '') + plain.subcommandTerm(cmd),
+  });
+}
+
+/** After a usage error, each command points at the help that answers it: its own. */
+function usageHints(cmd: Command, path = cmd.name()): void {
+  const what = cmd.parent === null ? 'to list the commands' : cmd.commands.length > 0 ? 'to list its commands' : 'for its options and arguments';
+  cmd.showHelpAfterError(`  fix: run \`${path} --help\` ${what}.`);
+  for (const sub of cmd.commands) usageHints(sub, `${path} ${sub.name()}`);
+}
+
 /** Prints an error for a person and returns its exit code. */
 export function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+    // `ferry help` is asked for; help shown because a verb is missing (`ferry mapping`) is bad usage.
+    if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2;
     return 2;
   }
   if (err instanceof FerryError) {

@@ -50,7 +50,9 @@ export async function loadConfig(file: string, opts: { env?: NodeJS.ProcessEnv }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const what = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder, not a file' : `cannot be read (${code ?? String(err)})`;
-    throw new ConfigError([{ file, field: '', message: `${what} — pass an existing configuration with --config FILE` }], 'FERRY_CONFIG_NOT_FOUND');
+    // A relative name (the default ferry.yaml) alone does not say which folder was searched.
+    const shown = abs === file ? what : `${what} (${abs})`;
+    throw new ConfigError([{ file, field: '', message: `${shown} — pass an existing configuration with --config FILE` }], 'FERRY_CONFIG_NOT_FOUND');
   }
 
   const yaml = parseLocatedYaml(text);

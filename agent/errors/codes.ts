@@ -32,7 +32,7 @@ export const ERROR_CODES = {
   FERRY_EMBEDDED_REDIS: { exit: 1, fix: 'Install redis-server (`apt-get install redis-server`) or configure queue.redis.' },
   FERRY_PREFLIGHT_FAILED: { exit: 1, fix: 'Apply the fix printed beside each failed check.' },
   FERRY_USAGE: { exit: 2, fix: 'See `ferry --help`.' },
-  FERRY_NOT_IMPLEMENTED: { exit: 2, fix: 'This command is not available in this version of Ferry.' },
+  FERRY_NOT_IMPLEMENTED: { exit: 2, fix: 'Use another command, or a newer version of Ferry that has this one.' },
   FERRY_DLQ_NOT_FOUND: { exit: 2, fix: 'List entries with `ferry dlq list`.' },
 } as const satisfies Record<string, { exit: 1 | 2; fix: string }>;
 
