@@ -5,6 +5,7 @@ import type { ErrorCode } from '../errors/index.js';
 import type { FerryEvent } from '../event/cloud-event.js';
 import type { Violation } from '../mapping/types.js';
 import type { SourceRecord } from '../plugin/source.js';
+import { STREAM_OPTIONS } from './partition-queue.js';
 import { deadLetterQueueName, MAPPING_DLQ } from './queue-names.js';
 
 /**
@@ -50,7 +51,7 @@ export class DeadLetterQueue {
     readonly pipeline: string,
     readonly sink: string,
   ) {
-    this.queue = new Queue(deadLetterQueueName(pipeline, sink), { connection, prefix });
+    this.queue = new Queue(deadLetterQueueName(pipeline, sink), { connection, prefix, ...STREAM_OPTIONS });
   }
 
   async add(entries: DeadLetterEntry[]): Promise<void> {

@@ -49,13 +49,15 @@ export interface DeliveryWorkersOptions {
  * Delivers one sink's partitions: one BullMQ worker per partition queue, one
  * job at a time, so events with the same key reach the sink in the order
  * they were queued. Each job is a batch; its delivery is retried inline
- * (exponential backoff with full jitter, `Retry-After` honoured) so nothing
- * overtakes it. A permanent error bisects the batch until the poison event
- * is alone; it goes to the dead-letter queue and its neighbours are
- * delivered. A batch that keeps failing after `retry.attempts` goes to the
- * dead-letter queue whole. While the sink's circuit is open (five
- * consecutive failures), partitions wait without spending attempts, so a
- * target that is down makes events wait in the queue, not in the DLQ.
+ * (exponential backoff with full jitter) so nothing overtakes it. A
+ * `Retry-After` holds every partition of the sink, not only the one told:
+ * it speaks for the target. A permanent error bisects the batch until the
+ * poison event is alone; it goes to the dead-letter queue and its
+ * neighbours are delivered. A batch that keeps failing after
+ * `retry.attempts` goes to the dead-letter queue whole. While the sink's
+ * circuit is open (five consecutive failures), partitions wait without
+ * spending attempts, so a target that is down makes events wait in the
+ * queue, not in the DLQ.
  */
 export class DeliveryWorkers {
   private readonly workers: Worker<BatchJobData>[] = [];
@@ -64,6 +66,8 @@ export class DeliveryWorkers {
   private readonly shutdown = new AbortController();
   /** Aborts sink writes still running at the close deadline. */
   private readonly hardStop = new AbortController();
+  /** No write before this (ms since epoch): a target's `Retry-After` speaks for the whole sink. */
+  private holdUntil = 0;
 
   constructor(private readonly opts: DeliveryWorkersOptions) {
     this.breaker = circuitBreaker(
@@ -159,6 +163,7 @@ export class DeliveryWorkers {
     let delayMs = retry.initialMs;
     for (;;) {
       if (this.shutdown.signal.aborted) throw new ShuttingDown();
+      await this.waitForTarget();
       const closedBefore = this.breaker.state === CircuitState.Closed;
       try {
         await this.limiter?.take(batch.size, this.shutdown.signal).catch(rethrowShutdown);
@@ -194,11 +199,19 @@ export class DeliveryWorkers {
           return;
         }
         const retryAfter = (err as { retryAfterMs?: number }).retryAfterMs;
+        if (retryAfter !== undefined) this.holdUntil = Math.max(this.holdUntil, Date.now() + retryAfter);
         const wait = retryAfter !== undefined ? retryAfter : Math.random() * delayMs;
         delayMs = Math.min(retry.maxMs, delayMs * 2);
         this.opts.logger.warn({ sink: this.opts.sinkName, attempt: attempts, waitMs: Math.round(wait), err: describe(err) }, 'sink write failed; retrying');
         await sleep(wait, this.shutdown.signal).catch(rethrowShutdown);
       }
+    }
+  }
+
+  /** Resolves once no `Retry-After` holds the sink; another partition may extend the hold meanwhile. */
+  private async waitForTarget(): Promise<void> {
+    for (let ms = this.holdUntil - Date.now(); ms > 0; ms = this.holdUntil - Date.now()) {
+      await sleep(ms, this.shutdown.signal).catch(rethrowShutdown);
     }
   }
 

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DeliveryConfig } from '../config/schema.js';
@@ -8,15 +8,8 @@ import { pieceStart, type MappedBatch } from '../pipeline/mapped-batch.js';
 import { queueBatch } from './batch-payload.js';
 import { OffHeapText } from './off-heap-text.js';
 import { partitionOf } from './partition.js';
-import { partitionQueueName } from './queue-names.js';
+import { openPartitionQueue } from './partition-queue.js';
 import { writeUntilStored } from './write-until-stored.js';
-
-/** Options every partition queue is created with: BullMQ's production advice. */
-export const QUEUE_OPTIONS = {
-  defaultJobOptions: { removeOnComplete: true, removeOnFail: 1000, attempts: 1 },
-  // The event stream is for dashboards; cap it so it never grows without bound.
-  streams: { events: { maxLen: 1000 } },
-} as const;
 
 interface PartitionBuffer {
   queue: Queue;
@@ -69,7 +62,7 @@ export class PartitionedEnqueuer {
     this.maxInFlight = Math.max(10_000, opts.sinks.length * partitions * batch.maxEvents * 2);
     this.buffers = opts.sinks.map((sink) =>
       Array.from({ length: partitions }, (_, p) => ({
-        queue: new Queue(partitionQueueName(opts.pipeline, sink, p), { connection: opts.connection, prefix: opts.prefix, ...QUEUE_OPTIONS }),
+        queue: openPartitionQueue(opts.connection, opts.prefix, opts.pipeline, sink, p),
         lines: new OffHeapText(0x0a),
         ids: new OffHeapText(0),
         seqs: new Map(),

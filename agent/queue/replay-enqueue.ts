@@ -1,12 +1,9 @@
 import { createHash } from 'node:crypto';
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { FerryEvent } from '../event/cloud-event.js';
 import { encodeEventLines } from '../event/event-batch.js';
 import { partitionOf } from './partition.js';
-import type { BatchJobData } from './batch-payload.js';
-import { QUEUE_OPTIONS } from './partitioned-enqueuer.js';
-import { partitionQueueName } from './queue-names.js';
+import { openPartitionQueue } from './partition-queue.js';
 
 /**
  * Queues events outside the reader (for `ferry dlq replay`): split by key
@@ -30,7 +27,7 @@ export async function enqueueForSinks(
   }
   for (const sink of sinks) {
     for (const [p, list] of byPartition) {
-      const queue = new Queue<BatchJobData>(partitionQueueName(pipeline, sink, p), { connection: redis, prefix, ...QUEUE_OPTIONS });
+      const queue = openPartitionQueue(redis, prefix, pipeline, sink, p);
       try {
         for (let i = 0; i < list.length; i += delivery.batch.maxEvents) {
           const chunk = list.slice(i, i + delivery.batch.maxEvents);

@@ -115,7 +115,7 @@ describe('csv drop → queue → sinks', () => {
     await deleteRedisPrefix(ws.prefix);
   }, 300_000);
 
-  it('delivers every event to a webhook that fails 30% with 500, answers 429 Retry-After and times out', async () => {
+  it('delivers every event to a webhook that fails 30% with 500, answers 429 Retry-After and times out: all signed, repeats dropped by Idempotency-Key', async () => {
     const secret = 'chaos-secret-not-in-logs';
     const server = await startChaos({ secret, fail500: 0.3, fail429: 0.1, timeoutRate: 0.05, slowMs: 1500, seed: 42 });
     try {
@@ -126,12 +126,26 @@ describe('csv drop → queue → sinks', () => {
       dropCsv(join(ws.inbox, 'kunden_web.csv'), kundenRows(5_000, 200));
       const agent = startAgent(ws.config, { env: { HUB_SECRET: secret } });
       running.push(agent);
-      await waitFor('5,000 distinct events at the webhook', () => server.received.size >= 5_000 || agent.proc.exitCode !== null, 150_000, 250);
+      // Stopping before every abandoned batch has come back would leave its redelivery untested.
+      const abandonedBatchesResent = () => [...server.abandonedKeys].every((key) => server.duplicateKeys.has(key));
+      await waitFor('5,000 distinct events at the webhook and every timed-out batch sent again', () => (server.received.size >= 5_000 && abandonedBatchesResent()) || agent.proc.exitCode !== null, 45_000, 250);
       expect(await agent.stop()).toBe(0);
       expect(server.received.size).toBe(5_000);
+      expect(server.badRequests).toBe(0);
+      // Every delivery was signed, and every signature verified.
       expect(server.badSignatures).toBe(0);
+      expect(server.deliveries).toBeGreaterThan(0);
+      expect(server.goodSignatures).toBe(server.deliveries);
+      // The faults really happened: the run proves nothing otherwise.
       expect(server.statuses[500]).toBeGreaterThan(0);
       expect(server.statuses[429]).toBeGreaterThan(0);
+      expect(server.abandoned).toBeGreaterThan(0);
+      // Duplicates are certain here, not merely possible: the server accepted each
+      // timed-out batch before its slow answer, so the sink's retry repeats it. Each
+      // repeat carried the same Idempotency-Key and was dropped by it, and no event
+      // reached the server's store twice under another key.
+      expect([...server.abandonedKeys].filter((key) => !server.duplicateKeys.has(key))).toEqual([]);
+      expect(server.duplicateEvents).toBe(0);
       expect(agent.stderr()).not.toContain(secret);
       const dlq = await runFerry(['dlq', 'list', '--config', ws.config, '--json']);
       expect(dlq.stdout.trim()).toBe('');
@@ -139,7 +153,7 @@ describe('csv drop → queue → sinks', () => {
     } finally {
       await server.close();
     }
-  }, 200_000);
+  }, 60_000);
 
   it('dead-letters rows that break the contract with row number and reason; replay after fixing the mapping delivers them', async () => {
     const mappingDir = tempWorkspace('mapping');

@@ -1,13 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
-import { Queue } from 'bullmq';
+import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DeliveryConfig } from '../../agent/config/schema.js';
 import type { FerryEvent } from '../../agent/event/cloud-event.js';
 import { DeadLetterQueue } from '../../agent/queue/dead-letter-queue.js';
 import { DeliveryWorkers } from '../../agent/queue/delivery-worker.js';
-import { partitionQueueName } from '../../agent/queue/queue-names.js';
+import { openPartitionQueue } from '../../agent/queue/partition-queue.js';
 import { enqueueForSinks } from '../../agent/queue/replay-enqueue.js';
 import { createLogger } from '../../agent/telemetry/logger.js';
 import { Telemetry } from '../../agent/telemetry/metrics.js';
@@ -18,13 +18,27 @@ import { uniquePrefix, waitFor } from '../support/agent-process.js';
 /**
  * The delivery workers against real Redis and a real HTTP target whose
  * behaviour each test scripts: bisection of a poison event, a target that is
- * down for a while, retries running out, and a shutdown in the middle of a
- * backoff.
+ * down for a while, retries running out, backoff and Retry-After timing
+ * (read from when the target saw each request), and a shutdown in the
+ * middle of a backoff.
  */
 
-type Answer = (events: FerryEvent[]) => number;
+interface Reply {
+  status: number;
+  retryAfter?: string;
+  /** Answer this much later: a target that takes its time. */
+  delayMs?: number;
+}
+type Answer = (events: FerryEvent[]) => number | Reply;
+/** One request as the target saw it: when (performance.now()), which events, what it answered. */
+interface Arrival {
+  at: number;
+  ids: string[];
+  status: number;
+}
 let answer: Answer = () => 200;
 const delivered = new Map<string, FerryEvent>();
+const arrivals: Arrival[] = [];
 let requests = 0;
 let server: Server;
 let url: string;
@@ -36,11 +50,16 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const at = performance.now();
       requests++;
       const events = JSON.parse(Buffer.concat(chunks).toString('utf8')) as FerryEvent[];
-      const status = answer(events);
-      if (status < 300) for (const e of events) delivered.set(e.id, e);
-      res.writeHead(status).end();
+      const given = answer(events);
+      const reply = typeof given === 'number' ? { status: given } : given;
+      arrivals.push({ at, ids: events.map((e) => e.id), status: reply.status });
+      if (reply.status < 300) for (const e of events) delivered.set(e.id, e);
+      const send = () => res.writeHead(reply.status, reply.retryAfter ? { 'retry-after': reply.retryAfter } : {}).end();
+      if (reply.delayMs) setTimeout(send, reply.delayMs);
+      else send();
     });
   }).listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -52,8 +71,19 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-function delivery(overrides: Partial<DeliveryConfig['retry']> = {}, partitions = 1): DeliveryConfig {
-  return { partitions, batch: { maxEvents: 500, maxWaitMs: 10 }, retry: { attempts: 8, initialMs: 20, maxMs: 200, ...overrides } };
+afterEach(() => {
+  vi.restoreAllMocks();
+  arrivals.length = 0;
+  delivered.clear();
+});
+
+/** Milliseconds between the target's sight of consecutive requests. */
+function gaps(list: readonly Arrival[]): number[] {
+  return list.slice(1).map((a, i) => a.at - list[i]!.at);
+}
+
+function delivery(overrides: Partial<DeliveryConfig['retry']> = {}, partitions = 1, maxEvents = 500): DeliveryConfig {
+  return { partitions, batch: { maxEvents, maxWaitMs: 10 }, retry: { attempts: 8, initialMs: 20, maxMs: 200, ...overrides } };
 }
 
 async function setup(name: string, d: DeliveryConfig) {
@@ -123,6 +153,73 @@ describe('delivery workers', () => {
     await t.close();
   });
 
+  it.each([0.999, 0.5])(
+    'retries a 500 with exponential backoff and full jitter, capped at retry.maxMs (random draw %s)',
+    async (draw) => {
+      // Full jitter waits draw × cap: pinning the draw makes the cap sequence visible.
+      vi.spyOn(Math, 'random').mockReturnValue(draw);
+      answer = () => 500;
+      const t = await setup(`backoff${draw}`, delivery({ attempts: 5, initialMs: 100, maxMs: 400 }));
+      await t.enqueue(sampleEvents(3, `backoff-${draw}`));
+      t.workers.start();
+      await waitFor('the batch in the dead-letter queue', async () => (await t.deadLetters.depth()) === 1, 20_000);
+      expect(arrivals).toHaveLength(5);
+      // initialMs·2ⁿ⁻¹, capped at maxMs: 100, 200, 400, then 400 rather than 800.
+      const expected = [100, 200, 400, 400].map((cap) => cap * draw);
+      const seen = gaps(arrivals);
+      seen.forEach((gap, n) => {
+        expect(gap, `wait before retry ${n + 1}`).toBeGreaterThanOrEqual(expected[n]! - 5);
+        expect(gap, `wait before retry ${n + 1}`).toBeLessThan(expected[n]! + 250);
+      });
+      await t.close();
+    },
+  );
+
+  it('honours 429 Retry-After: 1: the retry comes a second later, not after the short backoff', async () => {
+    let told = false;
+    answer = () => {
+      if (told) return 200;
+      told = true;
+      return { status: 429, retryAfter: '1' };
+    };
+    // A backoff of at most 50 ms: only Retry-After can make the wait a second.
+    const t = await setup('retry-after', delivery({ attempts: 3, initialMs: 20, maxMs: 50 }));
+    const events = sampleEvents(5, 'retry-after');
+    await t.enqueue(events);
+    t.workers.start();
+    await waitFor('the batch delivered', () => events.every((e) => delivered.has(e.id)), 10_000, 10);
+    expect(arrivals.map((a) => a.status)).toEqual([429, 200]);
+    expect(arrivals[1]!.ids).toEqual(arrivals[0]!.ids);
+    const [gap] = gaps(arrivals);
+    expect(gap).toBeGreaterThanOrEqual(990);
+    expect(gap).toBeLessThan(2500);
+    expect(await t.deadLetters.depth()).toBe(0);
+    await t.close();
+  });
+
+  it('holds every partition of the sink for Retry-After, not only the one that was told', async () => {
+    let told: number | undefined;
+    answer = () => {
+      if (told === undefined) {
+        told = performance.now();
+        return { status: 429, retryAfter: '1' };
+      }
+      // Slow enough that, unheld, the other partitions would still be sending during the second.
+      return { status: 200, delayMs: 20 };
+    };
+    const t = await setup('retry-after-all', delivery({ attempts: 3, initialMs: 20, maxMs: 50 }, 4, 5));
+    const events = sampleEvents(800, 'retry-after-all');
+    await t.enqueue(events);
+    t.workers.start();
+    await waitFor('every event delivered', () => events.every((e) => delivered.has(e.id)), 30_000, 20);
+    // Requests already on their way when the 429 went out may still land just after it.
+    const during = arrivals.filter((a) => a.at > told! + 200 && a.at < told! + 990);
+    expect(during.length, 'requests while the target had asked for a second of quiet').toBe(0);
+    expect(arrivals.filter((a) => a.at >= told! + 990).length).toBeGreaterThan(0);
+    expect(await t.deadLetters.depth()).toBe(0);
+    await t.close();
+  });
+
   it('puts a batch waiting out a backoff back at the front of its partition on shutdown', async () => {
     answer = () => 500;
     const t = await setup('shutdown', delivery({ attempts: 8, initialMs: 60_000, maxMs: 60_000 }));
@@ -135,7 +232,7 @@ describe('delivery workers', () => {
     await t.workers.close(2000);
     // The backoff is a minute; returning within seconds shows it was not waited out.
     expect(Date.now() - started).toBeLessThan(10_000);
-    const q = new Queue(partitionQueueName('p', 'hub', 0), { connection: redis, prefix: t.prefix });
+    const q = openPartitionQueue(redis, t.prefix, 'p', 'hub', 0);
     const counts = await q.getJobCounts('wait', 'active', 'failed', 'completed');
     await q.close();
     expect(counts).toMatchObject({ wait: 1, active: 0, failed: 0 });

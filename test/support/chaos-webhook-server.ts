@@ -35,10 +35,24 @@ export interface ChaosWebhookServer {
   readonly received: Map<string, Record<string, unknown>>;
   /** Requests seen, whatever their fate. */
   readonly requests: number;
+  /** Deliveries: requests other than HEAD and OPTIONS. */
+  readonly deliveries: number;
   /** Requests whose signature was missing or wrong (answered 401). */
   readonly badSignatures: number;
+  /** Requests whose signature verified (counted only when `secret` is set). */
+  readonly goodSignatures: number;
   /** Accepted requests dropped because their Idempotency-Key was seen before. */
   readonly duplicateBatches: number;
+  /** The Idempotency-Keys of those dropped requests. */
+  readonly duplicateKeys: ReadonlySet<string>;
+  /**
+   * Slow answers whose client hung up before the answer was sent: the sink
+   * really timed out. Their batches were accepted before the slow answer, so
+   * each will come back with the same Idempotency-Key.
+   */
+  readonly abandoned: number;
+  /** The Idempotency-Keys of the abandoned requests. */
+  readonly abandonedKeys: ReadonlySet<string>;
   /** Accepted events whose id had arrived before in another batch. */
   readonly duplicateEvents: number;
   /** Requests whose X-Ferry-Event-Count did not match the body or that had no Idempotency-Key. */
@@ -61,10 +75,12 @@ export async function start(options: ChaosOptions = {}): Promise<ChaosWebhookSer
   const script = [...(options.script ?? [])];
   const received = new Map<string, Record<string, unknown>>();
   const seenKeys = new Set<string>();
+  const duplicateKeys = new Set<string>();
+  const abandonedKeys = new Set<string>();
   const statuses: Record<number, number> = {};
   const timers = new Set<NodeJS.Timeout>();
   let last: ChaosWebhookServer['last'];
-  const counts = { requests: 0, badSignatures: 0, duplicateBatches: 0, duplicateEvents: 0, badRequests: 0 };
+  const counts = { requests: 0, deliveries: 0, badSignatures: 0, goodSignatures: 0, duplicateBatches: 0, duplicateEvents: 0, badRequests: 0, abandoned: 0 };
 
   const pickFate = (): ChaosFate => {
     const scripted = script.shift();
@@ -91,6 +107,7 @@ export async function start(options: ChaosOptions = {}): Promise<ChaosWebhookSer
     }
     if (seenKeys.has(key)) {
       counts.duplicateBatches++;
+      duplicateKeys.add(key);
       return 200;
     }
     seenKeys.add(key);
@@ -116,10 +133,14 @@ export async function start(options: ChaosOptions = {}): Promise<ChaosWebhookSer
       counts.requests++;
       last = { method: req.method ?? '', headers: req.headers, body: Buffer.concat(chunks) };
       if (req.method === 'HEAD' || req.method === 'OPTIONS') return answer(res, { status: 204 });
+      counts.deliveries++;
       const body = Buffer.concat(chunks);
-      if (options.secret && !signatureValid(body, header(req, 'x-ferry-signature'), options.secret)) {
-        counts.badSignatures++;
-        return answer(res, { status: 401, body: 'bad signature' });
+      if (options.secret) {
+        if (!signatureValid(body, header(req, 'x-ferry-signature'), options.secret)) {
+          counts.badSignatures++;
+          return answer(res, { status: 401, body: 'bad signature' });
+        }
+        counts.goodSignatures++;
       }
       const fate = pickFate();
       if (fate.status >= 200 && fate.status < 300) {
@@ -127,6 +148,12 @@ export async function start(options: ChaosOptions = {}): Promise<ChaosWebhookSer
         if (status !== 200) return answer(res, { status, body: 'malformed delivery' });
       }
       if (!fate.delayMs) return answer(res, fate);
+      res.once('close', () => {
+        if (res.writableEnded) return;
+        counts.abandoned++;
+        const key = header(req, 'idempotency-key');
+        if (key) abandonedKeys.add(key);
+      });
       const timer = setTimeout(() => {
         timers.delete(timer);
         if (!res.destroyed) answer(res, fate);
@@ -141,8 +168,13 @@ export async function start(options: ChaosOptions = {}): Promise<ChaosWebhookSer
     url: `http://127.0.0.1:${port}/events`,
     received,
     get requests() { return counts.requests; },
+    get deliveries() { return counts.deliveries; },
     get badSignatures() { return counts.badSignatures; },
+    get goodSignatures() { return counts.goodSignatures; },
     get duplicateBatches() { return counts.duplicateBatches; },
+    duplicateKeys,
+    get abandoned() { return counts.abandoned; },
+    abandonedKeys,
     get duplicateEvents() { return counts.duplicateEvents; },
     get badRequests() { return counts.badRequests; },
     statuses,

@@ -1,9 +1,9 @@
 import { truncate } from '../format.js';
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { loadConfig, secretValues } from '../../config/load-config.js';
 import { DeadLetterQueue, MAPPING_DLQ } from '../../queue/dead-letter-queue.js';
-import { checkpointKey, partitionQueueName } from '../../queue/queue-names.js';
+import { openPartitionQueue } from '../../queue/partition-queue.js';
+import { checkpointKey } from '../../queue/queue-names.js';
 import { openQueueConnection } from '../../runtime/queue-connection.js';
 import { agentStatusPattern, type AgentStatus } from '../../runtime/status-reporter.js';
 import { createLogger } from '../../telemetry/logger.js';
@@ -31,7 +31,8 @@ export async function run(opts: { config: string; json?: boolean }): Promise<num
         let waitingJobs = 0;
         let activeJobs = 0;
         for (let i = 0; i < p.delivery.partitions; i++) {
-          const q = new Queue(partitionQueueName(p.name, s.name, i), { connection: conn.redis, prefix: conn.prefix });
+          // Not a bare Queue: any handle without the stream cap would lift it for every process (partition-queue.ts).
+          const q = openPartitionQueue(conn.redis, conn.prefix, p.name, s.name, i);
           const c = await q.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'paused');
           waitingJobs += (c.wait ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) + (c.paused ?? 0);
           activeJobs += c.active ?? 0;
