@@ -1,5 +1,4 @@
 import { availableParallelism } from 'node:os';
-import { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { RedisStateStore } from '../checkpoint/state-store.js';
@@ -13,8 +12,9 @@ import type { Source } from '../plugin/source.js';
 import { DeadLetterQueue, MAPPING_DLQ } from '../queue/dead-letter-queue.js';
 import { DeliveryWorkers } from '../queue/delivery-worker.js';
 import { PartitionedEnqueuer } from '../queue/partitioned-enqueuer.js';
+import { openPartitionQueue } from '../queue/partition-queue.js';
 import { MappingThread } from '../pipeline/mapping-thread.js';
-import { partitionQueueName, sourceStateKey } from '../queue/queue-names.js';
+import { sourceStateKey } from '../queue/queue-names.js';
 import { findSink, findSource } from '../registry.js';
 import { Telemetry } from '../telemetry/metrics.js';
 import { startAdminServer } from './admin-server.js';
@@ -194,6 +194,7 @@ export async function runAgent(config: FerryConfig, opts: { role: AgentRole; log
       });
       running.source = source;
       running.reader = reader;
+      telemetry.sourceLagFrom(p.name, () => (running.reader?.reading ? running.source?.lag?.() : undefined));
       running.enqueuer = enqueuer;
       running.done = reader.run(stop.signal);
     }
@@ -203,7 +204,7 @@ export async function runAgent(config: FerryConfig, opts: { role: AgentRole; log
   /** BullMQ's global concurrency makes a partition one-job-at-a-time across every process that delivers it. */
   async function limitPartitionsToOneWorker(p: PipelineConfig, sink: string): Promise<void> {
     for (let i = 0; i < p.delivery.partitions; i++) {
-      const q = new Queue(partitionQueueName(p.name, sink, i), { connection: queue!.redis, prefix: queue!.prefix });
+      const q = openPartitionQueue(queue!.redis, queue!.prefix, p.name, sink, i);
       await q.setGlobalConcurrency(1);
       await q.close();
     }
@@ -230,10 +231,7 @@ export async function runAgent(config: FerryConfig, opts: { role: AgentRole; log
         telemetry.deadLetterDepth.set({ pipeline: p.config.name, sink: s.sink }, await s.depth().catch(() => 0));
       }
       const lag = p.reader?.reading ? p.source?.lag?.() : undefined;
-      if (lag?.length) {
-        lags.set(p.config.name, lag);
-        for (const l of lag) telemetry.sourceLag.set({ pipeline: p.config.name, unit: l.unit }, l.value);
-      }
+      if (lag?.length) lags.set(p.config.name, lag);
     }
     return {
       agentId: config.agent.id,

@@ -61,7 +61,20 @@ export class Telemetry {
   readonly queueDepth = new Gauge({ name: 'ferry_queue_depth', help: 'Events waiting in the queue per sink (jobs times batch size is an upper bound; this counts jobs).', labelNames: ['pipeline', 'sink'], registers: [this.registry] });
   readonly deadLetterDepth = new Gauge({ name: 'ferry_dead_letter_depth', help: 'Entries in the dead-letter queue.', labelNames: ['pipeline', 'sink'], registers: [this.registry] });
   readonly circuitState = new Gauge({ name: 'ferry_circuit_state', help: 'Circuit breaker per sink: 0 closed, 1 open, 2 half-open.', labelNames: ['pipeline', 'sink'], registers: [this.registry] });
-  readonly sourceLag = new Gauge({ name: 'ferry_source_lag', help: 'Source-specific lag (e.g. replication slot lag in bytes, files waiting).', labelNames: ['pipeline', 'unit'], registers: [this.registry] });
+  private readonly lagOf = new Map<string, () => ReadonlyArray<{ unit: string; value: number }> | undefined>();
+  // Read at scrape time, not pushed by the status loop: that loop waits on
+  // Redis, and a lag frozen while the queue does not answer hides exactly
+  // the moment the agent falls behind.
+  private readonly sourceLag: Gauge = new Gauge({
+    name: 'ferry_source_lag',
+    help: 'Source-specific lag (e.g. replication slot lag in bytes, files waiting).',
+    labelNames: ['pipeline', 'unit'],
+    registers: [this.registry],
+    collect: () => {
+      this.sourceLag.reset();
+      for (const [pipeline, lag] of this.lagOf) for (const l of lag() ?? []) this.sourceLag.set({ pipeline, unit: l.unit }, l.value);
+    },
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'ferry_process_' });
@@ -92,5 +105,13 @@ export class Telemetry {
   }
   deadLetter(pipeline: string, sink: string, n: number): void {
     this.deadLettered.inc({ pipeline, sink }, n);
+  }
+  /**
+   * Where `ferry_source_lag` of `pipeline` comes from: called at every
+   * scrape; undefined or empty (the source is not reading, or reports no
+   * lag) leaves the pipeline out.
+   */
+  sourceLagFrom(pipeline: string, lag: () => ReadonlyArray<{ unit: string; value: number }> | undefined): void {
+    this.lagOf.set(pipeline, lag);
   }
 }

@@ -399,10 +399,13 @@ export class PostgresCdcSource implements Source {
       busy = true;
       void (async () => {
         try {
-          if (this.config.heartbeatQuery) await client.query(this.config.heartbeatQuery);
+          // A failing heartbeatQuery (a role that may not write its table) must not blind the lag metric too.
+          if (this.config.heartbeatQuery) {
+            await client.query(this.config.heartbeatQuery).catch((error: Error) => this.logger?.warn({ err: error.message }, 'postgres-cdc: heartbeatQuery failed'));
+          }
           this.lagBytes = await slotLagBytes(client, this.config.slot);
         } catch (error) {
-          this.logger?.warn({ err: (error as Error).message }, 'postgres-cdc: heartbeat failed');
+          this.logger?.warn({ err: (error as Error).message }, 'postgres-cdc: sampling the slot lag failed');
         } finally {
           busy = false;
         }

@@ -1,6 +1,7 @@
+import type pg from 'pg';
 import type { CheckResult } from '../../agent/plugin/source.js';
 import type { ResolvedConfig } from './config.js';
-import { quoteTable } from './config.js';
+import { quoteIdent, quoteTable } from './config.js';
 import { connect } from './connection.js';
 import { inspectSlot, tablesMissingFromPublication } from './slot.js';
 
@@ -60,15 +61,31 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
     }
 
     const pub = await tablesMissingFromPublication(client, config.publication, config.tables);
-    results.push({
-      name: `publication ${config.publication}`,
-      ok: pub.missing.length === 0 || !pub.exists,
-      severity: pub.exists ? undefined : 'warning',
-      detail: !pub.exists ? 'missing; Ferry creates it at start (the role must own the tables)' : pub.missing.length === 0 ? 'publishes every table' : `does not publish ${pub.missing.join(', ')}`,
-      fix: !pub.exists
-        ? `CREATE PUBLICATION ${config.publication} FOR TABLE ${config.tables.map(quoteTable).join(', ')};`
-        : `ALTER PUBLICATION ${config.publication} ADD TABLE ${pub.missing.map(quoteTable).join(', ')};`,
-    });
+    const createPublication = `CREATE PUBLICATION ${config.publication} FOR TABLE ${config.tables.map(quoteTable).join(', ')};`;
+    if (!pub.exists) {
+      // Ferry creates it at start, but only as the tables' owner with CREATE on
+      // the database; otherwise `ferry run` stops on it, so the check must too.
+      const barriers = role.rolsuper === 't' ? [] : await publicationBarriers(client, config.tables);
+      results.push(
+        barriers.length === 0
+          ? { name: `publication ${config.publication}`, ok: true, severity: 'warning', detail: 'missing; Ferry creates it at start', fix: createPublication }
+          : {
+              name: `publication ${config.publication}`,
+              ok: false,
+              detail: `missing, and role ${role.name} may not create it: ${barriers.map((b) => b.reason).join('; ')}`,
+              fix: barriers.some((b) => b.kind === 'owner')
+                ? `${createPublication} -- as the owner of the tables or a superuser`
+                : `GRANT CREATE ON DATABASE ${quoteIdent(String(barriers[0]!.database))} TO ${role.name}; -- or, as a superuser: ${createPublication}`,
+            },
+      );
+    } else {
+      results.push({
+        name: `publication ${config.publication}`,
+        ok: pub.missing.length === 0,
+        detail: pub.missing.length === 0 ? 'publishes every table' : `does not publish ${pub.missing.join(', ')}`,
+        fix: `ALTER PUBLICATION ${config.publication} ADD TABLE ${pub.missing.map(quoteTable).join(', ')};`,
+      });
+    }
 
     const slot = await inspectSlot(client, config.slot);
     const database = (await one('SELECT current_database() AS db')).db;
@@ -117,4 +134,18 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
   }
   // A passed check needs no fix; warnings keep theirs (ok or not, they advise).
   return results.map((r) => (r.ok && r.severity !== 'warning' ? { name: r.name, ok: r.ok, detail: r.detail } : r));
+}
+
+/** Why the connected role may not run CREATE PUBLICATION for `tables` (none: it may). Tables that do not exist are reported elsewhere. */
+async function publicationBarriers(client: pg.Client, tables: string[]): Promise<Array<{ kind: 'owner' | 'database'; reason: string; database?: string }>> {
+  const barriers: Array<{ kind: 'owner' | 'database'; reason: string; database?: string }> = [];
+  const notOwned: string[] = [];
+  for (const table of tables) {
+    const { rows } = await client.query<TextRow>(`SELECT pg_has_role(c.relowner, 'USAGE') AS owns FROM pg_class c WHERE c.oid = to_regclass($1)`, [quoteTable(table)]);
+    if (rows[0] && rows[0].owns !== 't') notOwned.push(table);
+  }
+  if (notOwned.length) barriers.push({ kind: 'owner', reason: `it does not own ${notOwned.join(', ')}` });
+  const { rows } = await client.query<TextRow>(`SELECT current_database() AS db, has_database_privilege(current_database(), 'CREATE') AS can_create`);
+  if (rows[0]?.can_create !== 't') barriers.push({ kind: 'database', reason: `it has no CREATE privilege on database ${rows[0]?.db}`, database: rows[0]?.db ?? '' });
+  return barriers;
 }

@@ -153,6 +153,10 @@ export function rowPipelineWorkspace(opts: {
   prefix: string;
   /** The agent's log level; the default leaves the config's own default. */
   logLevel?: string;
+  /** `host:port` of the admin HTTP server (/metrics...); none: no admin server. */
+  admin?: string;
+  /** The Redis URL of the queue; the default is the shared Redis on 6379. */
+  redis?: string;
   /** Mapping file → entity → the table it matches. */
   tables: Array<{ mapping: string; entity: string; table: string }>;
   source: string;
@@ -186,8 +190,8 @@ fields:
   }
   const config = writeFile(
     join(dir, 'ferry.yaml'),
-    `agent: { id: ${opts.name}, dataDir: ./data${opts.logLevel ? `, logLevel: ${opts.logLevel}` : ''} }
-queue: { redis: "redis://127.0.0.1:6379", prefix: ${opts.prefix} }
+    `agent: { id: ${opts.name}, dataDir: ./data${opts.logLevel ? `, logLevel: ${opts.logLevel}` : ''}${opts.admin ? `, admin: { listen: "${opts.admin}" }` : ''} }
+queue: { redis: "${opts.redis ?? 'redis://127.0.0.1:6379'}", prefix: ${opts.prefix} }
 pipelines:
   - name: shop
     source:
