@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   FERRY_SOURCE_UNAVAILABLE: { exit: 1, fix: 'Check that the source system is reachable and the credentials are right; Ferry retries with backoff.' },
   FERRY_SOURCE_AUTH_FAILED: { exit: 2, fix: 'Correct the user or password of the source connection (the login named in the message), or grant that user access to the database; Ferry does not retry a rejected login.' },
   FERRY_SOURCE_POSITION_LOST: { exit: 1, fix: 'The saved position no longer exists at the source; re-snapshot with `ferry snapshot PIPELINE` or set `snapshot: when_needed`.' },
+  FERRY_SOURCE_STATEMENT_BINLOG: { exit: 1, fix: "A session wrote a row change to the binlog as an SQL statement (binlog_format STATEMENT or MIXED): make every session log ROW (SET GLOBAL binlog_format = 'ROW', my.cnf, no SET SESSION binlog_format in the application), then re-read what it changed as docs/sources/mysql-cdc.md describes." },
   FERRY_SOURCE_SLOT_IN_USE: { exit: 1, fix: 'Another process (named by its pid) is reading this replication slot: stop it, or give this pipeline its own `slot`.' },
   FERRY_SOURCE_QUERY_TIMEOUT: { exit: 1, fix: 'A polled view answered slower than queryTimeoutMs (often a lock held by another session); the poll is retried at the next tick. Raise queryTimeoutMs or find the blocking session.' },
   FERRY_SOURCE_NOT_READ_ONLY: { exit: 2, fix: 'Revoke the write privileges named in the message, or set `requireReadOnly: false`.' },

@@ -5,8 +5,13 @@ import { classifyMysqlError } from './errors.js';
 import { formatPosition } from './position.js';
 import type { BinlogPosition } from './position.js';
 
-/** The binlog events the source acts on; everything else is filtered inside zongji. */
-const EVENTS = ['rotate', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'query', 'mariadbgtid', 'gtid', 'heartbeat'];
+/**
+ * The binlog events the source acts on; everything else is filtered inside
+ * zongji. 'unknown' are the event types zongji cannot decode, among them a
+ * LOAD DATA logged as a statement (EXECUTE_LOAD_QUERY), which must stop the
+ * source rather than vanish.
+ */
+const EVENTS = ['rotate', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'query', 'mariadbgtid', 'gtid', 'heartbeat', 'unknown'];
 
 /** Longest wait for the server to accept the binlog dump. */
 const START_TIMEOUT_MS = 30_000;

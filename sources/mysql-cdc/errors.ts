@@ -1,5 +1,6 @@
 import { FerryError, RetryableError } from '../../agent/errors/index.js';
 import { formatPosition, type BinlogPosition } from './position.js';
+import type { LoggedStatement } from './transaction-reader.js';
 
 /** mysql2 error fields this module looks at. */
 interface MysqlError extends Error {
@@ -79,4 +80,29 @@ export function serverIdInUse(serverId: number | undefined, cause?: unknown): Fe
     cause,
     fix: 'Give this pipeline a serverId no other replica or Ferry pipeline uses (see SHOW SLAVE HOSTS and @@server_id).',
   });
+}
+
+/**
+ * A row change logged as SQL (the writing session's binlog_format is
+ * STATEMENT or MIXED): its rows are in no row event, so Ferry stops at it
+ * rather than skip it. `pipeline` names the stored position to delete.
+ */
+export function statementBinlog(s: LoggedStatement, pipeline: string | undefined): FerryError {
+  const what = s.targets?.length ? `${s.verb} on ${s.targets.join(', ')}` : `${s.verb} (its tables cannot be told from the statement)`;
+  const name = pipeline ?? 'PIPELINE';
+  return new FerryError(
+    'FERRY_SOURCE_STATEMENT_BINLOG',
+    `binlog ${formatPosition(s.at)} holds a row change as an SQL statement, not as rows: ${what}, default database ${s.database || '(none)'}, ` +
+      `which could change the captured tables ${s.tables.join(', ')}: "${s.head}". The session that wrote it used binlog_format STATEMENT or MIXED; ` +
+      'its changes cannot be read from the binlog, so the source stops here instead of skipping them (the position stays before this transaction)',
+    {
+      where: `binlog ${formatPosition(s.at)}`,
+      fix:
+        `1) Make every session write rows: SET GLOBAL binlog_format = 'ROW'; set binlog_format = ROW in my.cnf, and remove SET [SESSION] binlog_format from the application that writes to ${s.databases.join(', ')} ` +
+        '(connected sessions keep their format until they reconnect). ' +
+        `2) This statement's changes must be re-read: stop the agent, delete the pipeline's stored position (redis-cli DEL PREFIX:pipeline:${name}:checkpoint) and start it with ` +
+        `snapshot: initial, which re-reads every captured table and streams on from there; or with snapshot: never and startAt: ${formatPosition(s.after)} (just after the statement), ` +
+        `then run ferry snapshot ${name} ${s.tables.map((t) => `-t ${t}`).join(' ')}. See docs/sources/mysql-cdc.md, "Statement-based changes".`,
+    },
+  );
 }

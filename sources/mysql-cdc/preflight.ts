@@ -1,4 +1,5 @@
 import type { Connection, RowDataPacket } from 'mysql2/promise';
+import { FerryError } from '../../agent/errors/index.js';
 import type { CheckResult } from '../../agent/plugin/source.js';
 import { quoteId, splitTable } from './connection.js';
 
@@ -11,43 +12,87 @@ export interface PreflightOptions {
   user: string;
 }
 
+/** The server variables the checks read; absent ones (another server flavour or version) read as ''. */
+async function serverVariables(conn: Connection): Promise<Map<string, string>> {
+  const [varRows] = await conn.query<RowDataPacket[]>(
+    `SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata',
+      'binlog_row_value_options', 'binlog_transaction_compression', 'binlog_expire_logs_seconds', 'expire_logs_days', 'server_id', 'version', 'version_comment',
+      'time_zone', 'system_time_zone')`,
+  );
+  return new Map(varRows.map((r) => [String(r.Variable_name).toLowerCase(), String(r.Value)]));
+}
+
+const PERSIST = 'and set it in my.cnf under [mysqld] so it survives a restart';
+
+/**
+ * The binlog settings every change depends on. Each failure of severity
+ * `error` means changes would be missing from what Ferry can read (no
+ * binlog, statements instead of rows, partial row images, undecodable
+ * payloads): `ferry check` reports them and `open()` refuses to start.
+ */
+function binlogChecks(vars: Map<string, string>): CheckResult[] {
+  const v = (name: string): string => vars.get(name) ?? '';
+  const results: CheckResult[] = [];
+  const add = (name: string, ok: boolean, detail: string, fix: string, severity: 'error' | 'warning' = 'error'): void => {
+    results.push(ok ? { name, ok, detail } : { name, ok, detail, fix, severity });
+  };
+  add('log_bin', v('log_bin').toUpperCase() === 'ON', `log_bin = ${v('log_bin') || 'unknown'}`, 'Set log_bin = mysql-bin in my.cnf under [mysqld] and restart the server (log_bin cannot change at run time).');
+  add(
+    'binlog_format',
+    v('binlog_format').toUpperCase() === 'ROW',
+    `binlog_format = ${v('binlog_format')}`,
+    `SET GLOBAL binlog_format = 'ROW'; ${PERSIST}. Sessions already connected keep their format until they reconnect: restart the applications' connection pools.`,
+  );
+  add('binlog_row_image', v('binlog_row_image').toUpperCase() === 'FULL', `binlog_row_image = ${v('binlog_row_image')}`, `SET GLOBAL binlog_row_image = 'FULL'; ${PERSIST}.`);
+  add(
+    'binlog_row_metadata',
+    v('binlog_row_metadata').toUpperCase() === 'FULL',
+    vars.has('binlog_row_metadata') ? `binlog_row_metadata = ${v('binlog_row_metadata')}` : 'binlog_row_metadata is not supported by this server (MariaDB < 10.5, MySQL < 8.0.1)',
+    `SET GLOBAL binlog_row_metadata = 'FULL'; ${PERSIST}. Column names then travel in the binlog; without them Ferry follows ALTER TABLE itself and stops at DDL it cannot parse.`,
+    'warning',
+  );
+  const rowValueOptions = v('binlog_row_value_options');
+  add('binlog_row_value_options', !/PARTIAL_JSON/i.test(rowValueOptions), `binlog_row_value_options = '${rowValueOptions}'`, `SET GLOBAL binlog_row_value_options = ''; ${PERSIST} (PARTIAL_JSON writes JSON diffs that cannot be turned into after-images).`);
+  add(
+    'binlog_transaction_compression',
+    v('binlog_transaction_compression').toUpperCase() !== 'ON',
+    `binlog_transaction_compression = ${v('binlog_transaction_compression') || 'not supported (OFF)'}`,
+    `SET GLOBAL binlog_transaction_compression = OFF; ${PERSIST} (the binlog reader cannot decode compressed transactions and stops at the first one).`,
+  );
+  return results;
+}
+
+/**
+ * Called by `open()`: refuses to stream from a server whose binlog would
+ * not hold every change as full rows (the failures of {@link binlogChecks}),
+ * with FERRY_PREFLIGHT_FAILED naming each setting, its value and the fix.
+ * Only the global values can be read; a session that sets its own
+ * binlog_format is caught in the stream (FERRY_SOURCE_STATEMENT_BINLOG).
+ */
+export async function requireRowBinlog(conn: Connection, server: string): Promise<void> {
+  const failed = binlogChecks(await serverVariables(conn)).filter((r) => !r.ok && r.severity === 'error');
+  if (failed.length === 0) return;
+  throw new FerryError(
+    'FERRY_PREFLIGHT_FAILED',
+    `the server's binlog would not hold every change as full rows: ${failed.map((r) => r.detail).join(', ')} (needed: log_bin = ON, binlog_format = ROW, binlog_row_image = FULL, no PARTIAL_JSON, no transaction compression)`,
+    { where: `server ${server}, global variables`, fix: failed.map((r) => `${r.name}: ${r.fix ?? ''}`).join(' ') },
+  );
+}
+
 /**
  * What `ferry check` verifies before a mysql-cdc pipeline runs, each
  * finding with the statement that fixes it. Reads only: variables, grants
  * and a `SELECT ... LIMIT 0` per table.
  */
 export async function preflight(conn: Connection, opts: PreflightOptions): Promise<CheckResult[]> {
-  const [varRows] = await conn.query<RowDataPacket[]>(
-    `SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata',
-      'binlog_row_value_options', 'binlog_transaction_compression', 'binlog_expire_logs_seconds', 'expire_logs_days', 'server_id', 'version', 'version_comment',
-      'time_zone', 'system_time_zone')`,
-  );
-  const vars = new Map(varRows.map((r) => [String(r.Variable_name).toLowerCase(), String(r.Value)]));
+  const vars = await serverVariables(conn);
   const v = (name: string): string => vars.get(name) ?? '';
-  const persist = 'and set it in my.cnf under [mysqld] so it survives a restart';
-  const results: CheckResult[] = [];
+  const persist = PERSIST;
+  const results: CheckResult[] = binlogChecks(vars);
   const add = (name: string, ok: boolean, detail: string, fix: string, severity: 'error' | 'warning' = 'error'): void => {
     results.push(ok ? { name, ok, detail } : { name, ok, detail, fix, severity });
   };
 
-  add('log_bin', v('log_bin').toUpperCase() === 'ON', `log_bin = ${v('log_bin') || 'unknown'}`, 'Set log_bin = mysql-bin in my.cnf under [mysqld] and restart the server (log_bin cannot change at run time).');
-  add('binlog_format', v('binlog_format').toUpperCase() === 'ROW', `binlog_format = ${v('binlog_format')}`, `SET GLOBAL binlog_format = 'ROW'; ${persist}.`);
-  add('binlog_row_image', v('binlog_row_image').toUpperCase() === 'FULL', `binlog_row_image = ${v('binlog_row_image')}`, `SET GLOBAL binlog_row_image = 'FULL'; ${persist}.`);
-  add(
-    'binlog_row_metadata',
-    v('binlog_row_metadata').toUpperCase() === 'FULL',
-    vars.has('binlog_row_metadata') ? `binlog_row_metadata = ${v('binlog_row_metadata')}` : 'binlog_row_metadata is not supported by this server (MariaDB < 10.5, MySQL < 8.0.1)',
-    `SET GLOBAL binlog_row_metadata = 'FULL'; ${persist}. Column names then travel in the binlog; without them Ferry follows ALTER TABLE itself and stops at DDL it cannot parse.`,
-    'warning',
-  );
-  const rowValueOptions = v('binlog_row_value_options');
-  add('binlog_row_value_options', !/PARTIAL_JSON/i.test(rowValueOptions), `binlog_row_value_options = '${rowValueOptions}'`, `SET GLOBAL binlog_row_value_options = ''; ${persist} (PARTIAL_JSON writes JSON diffs that cannot be turned into after-images).`);
-  add(
-    'binlog_transaction_compression',
-    v('binlog_transaction_compression').toUpperCase() !== 'ON',
-    `binlog_transaction_compression = ${v('binlog_transaction_compression') || 'not supported (OFF)'}`,
-    `SET GLOBAL binlog_transaction_compression = OFF; ${persist} (the binlog reader cannot decode compressed transactions and stops at the first one).`,
-  );
   add('server_id', String(opts.serverId) !== v('server_id'), `server @@server_id = ${v('server_id')}, source.serverId = ${opts.serverId}`, 'Choose a source.serverId different from the server\'s own server_id and from every other replica\'s.');
 
   const retentionSeconds = Number(v('binlog_expire_logs_seconds')) || Number(v('expire_logs_days')) * 86400;

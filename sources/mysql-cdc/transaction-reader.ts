@@ -5,6 +5,19 @@ import type { SourceRecord } from '../../agent/plugin/source.js';
 import { addGtid } from './gtid-set.js';
 import type { BinlogPosition } from './position.js';
 import type { SchemaHistory } from './schema-history.js';
+import { statementDml, statementHead, type StatementDml } from './statement-dml.js';
+
+/** A row change the binlog holds as SQL, not rows, that could touch a captured table: where reading must stop. */
+export interface LoggedStatement extends StatementDml {
+  /** Where the statement's event starts: the position to name. */
+  at: BinlogPosition;
+  /** Where the event after it starts. */
+  after: BinlogPosition;
+  /** Its default database ('' when none). */
+  database: string;
+  /** Its beginning, literals masked (see statementHead). */
+  head: string;
+}
 
 /**
  * Turns binlog events into records, one transaction at a time, and knows
@@ -23,6 +36,13 @@ export class TransactionReader {
   private gtid: string | undefined;
   /** The GTID position including it (see gtid-set.ts): stored with `committed`. */
   private gtidSet: string | undefined;
+  private readonly tableList: readonly string[];
+  /**
+   * Set at a row change logged as a statement that could touch a captured
+   * table: nothing after it is handled, `committed` stays before its
+   * transaction, and the source stops there (FERRY_SOURCE_STATEMENT_BINLOG).
+   */
+  stoppedAt: LoggedStatement | undefined;
 
   constructor(
     from: BinlogPosition,
@@ -34,6 +54,7 @@ export class TransactionReader {
     this.committed = { ...from };
     this.file = from.file;
     this.gtidSet = from.gtid;
+    this.tableList = [...tables];
   }
 
   /** Whether a transaction has begun and not yet ended. */
@@ -44,6 +65,19 @@ export class TransactionReader {
   /** Rows read of the transaction still open: not yet covered by `committed`. */
   get openRows(): number {
     return this.pending.length - this.complete;
+  }
+
+  /**
+   * Every record read, the open transaction's too: what is handed over when
+   * reading stops inside a transaction. Its checkpoint is still `committed`,
+   * the boundary before that transaction (as for a transaction handed over
+   * in parts), so a restart reads those records again rather than skip them.
+   */
+  takeAll(): SourceRecord[] {
+    const out = this.pending;
+    this.pending = [];
+    this.complete = 0;
+    return out;
   }
 
   /**
@@ -63,6 +97,7 @@ export class TransactionReader {
   }
 
   handle(ev: AnyBinlogEvent, columns?: ColumnSchema[]): void {
+    if (this.stoppedAt) return;
     switch (ev.getEventName()) {
       case 'rotate': {
         const r = ev as Extract<AnyBinlogEvent, { binlogName: string; position: number }>;
@@ -83,6 +118,9 @@ export class TransactionReader {
         return;
       case 'query': {
         const query = ev as Extract<AnyBinlogEvent, { query: string; schema: string }>;
+        // Before the boundary test below: outside BEGIN ... COMMIT a query
+        // event counts as a transaction's end, which must not move past it.
+        if (this.statement(query.query, query.schema, ev)) return;
         const q = query.query.trim().toUpperCase();
         if (q === 'BEGIN' || q.startsWith('XA START')) this.inTransaction = true;
         else if (q === 'COMMIT' || q === 'ROLLBACK' || q.startsWith('XA COMMIT') || q.startsWith('XA ROLLBACK') || !this.inTransaction) {
@@ -108,6 +146,19 @@ export class TransactionReader {
       default:
         return;
     }
+  }
+
+  /**
+   * Checks one statement the binlog holds as SQL (a QUERY event, or the
+   * LOAD DATA of an EXECUTE_LOAD_QUERY event) run with default database
+   * `database`. A row change that could touch a captured table stops
+   * reading at `ev` (see `stoppedAt`); returns whether it did.
+   */
+  statement(sql: string, database: string, ev: AnyBinlogEvent): boolean {
+    const dml = statementDml(sql, database, this.tableList);
+    if (!dml) return false;
+    this.stoppedAt = { ...dml, at: this.startOf(ev), after: { file: this.file, pos: ev.nextPosition }, database, head: statementHead(sql) };
+    return true;
   }
 
   private boundary(ev: AnyBinlogEvent): void {
