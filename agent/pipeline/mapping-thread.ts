@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { SourceRecord } from '../plugin/source.js';
 import type { MappedBatch } from './mapped-batch.js';
-import { packRecords, type PackedRecords } from './record-transport.js';
+import { packedTransferables, packRecords, type PackedRecords } from './record-transport.js';
 
 /** What the mapping thread starts from (structured-cloned). */
 export interface MappingThreadData {
@@ -32,10 +32,11 @@ const THREAD_LIMITS = { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 12
  * the order they are given and answered in that order; the reader applies
  * them to the queue in source order.
  *
- * Records cross threads packed (see PackedRecords) and structured-cloned:
- * strings, numbers, bigints, Dates, null and plain objects and arrays arrive
- * as they were; Buffers arrive as Uint8Arrays and are turned back into
- * Buffers (top-level values) by the thread. The answer comes back as byte blocks (see MappedBatch),
+ * Records cross threads packed (see PackedRecords): their strings joined in
+ * one, the rest structured-cloned, so numbers, bigints, Dates, null and
+ * plain objects and arrays arrive as they were; Buffers arrive as
+ * Uint8Arrays and are turned back into Buffers (top-level values) by the
+ * thread. The answer comes back as byte blocks (see MappedBatch),
  * transferred rather than copied.
  */
 export class MappingThread {
@@ -85,7 +86,8 @@ export class MappingThread {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     const answer = new Promise<MappedBatch>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    this.worker.postMessage({ id, records: packRecords(records) } satisfies ToMappingThread);
+    const packed = packRecords(records);
+    this.worker.postMessage({ id, records: packed } satisfies ToMappingThread, packedTransferables(packed));
     return answer;
   }
 
