@@ -333,11 +333,23 @@ for (const db of [postgres, mariadb]) {
         const round = await writeRound(db, r);
         for (const id of round) want.add(id);
         const atSink = (): number => [...round].filter((id) => tail.identities.has(id)).length;
-        await waitFor(`part of round ${r}'s diff changes at the sink`, () => (tail.poll(), atSink() > 0) || agent.proc.exitCode !== null, 60_000, 5);
+        // Kill at a moment that is mid-poll by construction, not after a guessed delay (on a loaded machine a
+        // whole poll can pass within one): part of the round at the sink, a mid-poll checkpoint stored.
+        const customersView = db.view('v_customers');
+        await waitFor(
+          `a mid-poll moment of round ${r}: part of its diff changes at the sink and a mid-poll checkpoint stored`,
+          async () => {
+            if (agent.proc.exitCode !== null) return true;
+            tail.poll();
+            const n = atSink();
+            if (n === 0 || n >= round.size) return false;
+            const stored = JSON.parse((await redis.get(checkpointKey(ws.prefix, 'erp'))) ?? '{}') as { views?: Record<string, { partial?: unknown }> };
+            return stored.views?.[customersView]?.partial !== undefined;
+          },
+          60_000,
+          5,
+        );
         expect(agent.proc.exitCode, agent.stderr()).toBeNull();
-        // A moment for the chunk's checkpoint to be stored; the poll still has seconds of pages to read.
-        await new Promise((res) => setTimeout(res, 150));
-        tail.poll();
         const seenBeforeKill = atSink();
         await agent.kill();
         kills.push({ round: r, atSink: seenBeforeKill, of: round.size, checkpoint: JSON.parse((await redis.get(checkpointKey(ws.prefix, 'erp'))) ?? '{}') });
