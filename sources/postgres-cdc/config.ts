@@ -14,7 +14,7 @@ export const PostgresCdcConfig = Type.Object(
     }),
     publication: Type.String({
       pattern: identifier,
-      description: 'Publication to read. Created `FOR TABLE <tables>` when missing (the role must own the tables); used as is when it exists.',
+      description: 'Publication to read. Created `FOR TABLE <tables>` when missing (the role must be a superuser, or own every table and have CREATE on the database); used as is when it exists.',
       examples: ['ferry_shop'],
     }),
     slot: Type.String({

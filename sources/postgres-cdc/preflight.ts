@@ -33,7 +33,7 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
       name: 'replication privilege',
       ok: canReplicate,
       detail: canReplicate ? `role ${role.name} may replicate` : `role ${role.name} lacks the REPLICATION attribute`,
-      fix: `ALTER ROLE ${role.name} WITH REPLICATION;`,
+      fix: `ALTER ROLE ${quoteIdent(String(role.name))} WITH REPLICATION; -- as a superuser`,
     });
 
     for (const table of config.tables) {
@@ -47,7 +47,7 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
         results.push({ name: `table ${table}`, ok: false, detail: 'does not exist', fix: 'Correct `tables`, or create the table.' });
         continue;
       }
-      results.push({ name: `table ${table} select`, ok: t.can_select === 't', detail: t.can_select === 't' ? 'readable' : 'no SELECT privilege', fix: `GRANT SELECT ON ${quoteTable(table)} TO ${role.name};` });
+      results.push({ name: `table ${table} select`, ok: t.can_select === 't', detail: t.can_select === 't' ? 'readable' : 'no SELECT privilege', fix: `GRANT SELECT ON ${quoteTable(table)} TO ${quoteIdent(String(role.name))};` });
       const identity = { d: 'default', f: 'full', i: 'index', n: 'nothing' }[t.relreplident ?? 'd'] ?? t.relreplident;
       const pk = t.has_pk === 't';
       const identityOk = identity === 'full' || identity === 'index' || (identity === 'default' && pk);
@@ -75,7 +75,7 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
               detail: `missing, and role ${role.name} may not create it: ${barriers.map((b) => b.reason).join('; ')}`,
               fix: barriers.some((b) => b.kind === 'owner')
                 ? `${createPublication} -- as the owner of the tables or a superuser`
-                : `GRANT CREATE ON DATABASE ${quoteIdent(String(barriers[0]!.database))} TO ${role.name}; -- or, as a superuser: ${createPublication}`,
+                : `GRANT CREATE ON DATABASE ${quoteIdent(String(barriers[0]!.database))} TO ${quoteIdent(String(role.name))}; -- or, as a superuser: ${createPublication}`,
             },
       );
     } else {

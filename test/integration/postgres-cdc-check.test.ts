@@ -67,7 +67,7 @@ describe('ferry check on postgres-cdc', () => {
     const first = await runFerry(['check', '--config', config]);
     expect(first.code, first.stdout + first.stderr).toBe(1);
     expect(failures(first.stdout)).toEqual([
-      { line: expect.stringMatching(new RegExp(`replication privilege +role ${NO_REPLICATION} lacks the REPLICATION attribute$`)), fix: `ALTER ROLE ${NO_REPLICATION} WITH REPLICATION;` },
+      { line: expect.stringMatching(new RegExp(`replication privilege +role ${NO_REPLICATION} lacks the REPLICATION attribute$`)), fix: `ALTER ROLE "${NO_REPLICATION}" WITH REPLICATION; -- as a superuser` },
     ]);
     expect(first.stdout).toContain('1 check failed');
 
@@ -102,7 +102,7 @@ describe('ferry check on postgres-cdc', () => {
     const [finding, ...others] = failures(first.stdout);
     expect(others).toEqual([]);
     expect(finding!.line).toMatch(new RegExp(`publication ferry_check_owned +missing, and role ${OWNER_WITHOUT_CREATE} may not create it: it has no CREATE privilege on database ${DB}$`));
-    expect(finding!.fix).toBe(`GRANT CREATE ON DATABASE "${DB}" TO ${OWNER_WITHOUT_CREATE}; -- or, as a superuser: CREATE PUBLICATION ferry_check_owned FOR TABLE "public"."returns";`);
+    expect(finding!.fix).toBe(`GRANT CREATE ON DATABASE "${DB}" TO "${OWNER_WITHOUT_CREATE}"; -- or, as a superuser: CREATE PUBLICATION ferry_check_owned FOR TABLE "public"."returns";`);
 
     await pgQuery(URL, finding!.fix!.split(' -- ')[0]!);
     const fixed = await runFerry(['check', '--config', config]);
