@@ -31,18 +31,37 @@ export function agentStatusPattern(prefix: string): string {
   return `${prefix}:agent:*:status`;
 }
 
-/** Writes the status every `intervalMs` with a TTL, so a dead agent's entry expires. */
+/**
+ * Writes the status every `intervalMs` with a TTL, so a dead agent's entry
+ * expires; the returned stop removes it, so `ferry status` does not show a
+ * cleanly stopped agent as running for the TTL.
+ */
 export function startStatusReporter(redis: Redis, prefix: string, collect: () => Promise<AgentStatus>, intervalMs = 5000): () => Promise<void> {
   let stopped = false;
+  let agentId: string | undefined;
+  let writing: Promise<void> = Promise.resolve();
   const write = async () => {
     const status = await collect();
+    agentId = status.agentId;
+    if (stopped) return;
     await redis.set(agentStatusKey(prefix, status.agentId), JSON.stringify(status), 'EX', STATUS_TTL_SECONDS);
   };
-  const timer = setInterval(() => void write().catch(() => {}), intervalMs);
-  void write().catch(() => {});
+  const tick = () => {
+    writing = write().catch(() => {});
+  };
+  const timer = setInterval(tick, intervalMs);
+  tick();
   return async () => {
     if (stopped) return;
     stopped = true;
     clearInterval(timer);
+    // A write under way would put the entry back after the delete. Bounded: with Redis
+    // unreachable both would wait for it, and a stop must not; the TTL then clears the entry.
+    const cleared = writing
+      .then(async () => {
+        if (agentId !== undefined) await redis.del(agentStatusKey(prefix, agentId));
+      })
+      .catch(() => {});
+    await Promise.race([cleared, new Promise((r) => setTimeout(r, 1000).unref())]);
   };
 }

@@ -116,6 +116,8 @@ describe('the agent process', () => {
     expect(agent.stderr()).toContain('ferry agent stopped');
     const r = new Redis(6379, '127.0.0.1');
     expect(JSON.parse((await r.get(`${prefix}:pipeline:customers:checkpoint`))!)).toMatchObject({ done: true, records: 2000 });
+    // A clean stop takes the agent out of `ferry status` at once, not after the status TTL.
+    expect(await r.keys(`${prefix}:agent:*:status`)).toEqual([]);
     const keys = await r.keys(`${prefix}:*`);
     if (keys.length) await r.del(...keys);
     r.disconnect();
