@@ -54,7 +54,7 @@ export const DeliverySchema = Type.Object(
     ),
     retry: Type.Object(
       {
-        attempts: Type.Integer({ minimum: 1, maximum: 1000, default: 8, description: 'Deliveries tried for a batch before it goes to the dead-letter queue.' }),
+        attempts: Type.Integer({ minimum: 1, maximum: 1000, default: 8, description: 'Failed deliveries of a batch, counted while the sink\'s circuit is closed, before it goes to the dead-letter queue. Once 5 failures in a row open the circuit, batches wait without spending attempts: a target that is down keeps its events in the queue, not in the dead-letter queue (docs/operations.md).' }),
         initialMs: Type.Integer({ minimum: 1, default: 100, description: 'First backoff delay; each next one doubles, with full jitter.' }),
         maxMs: Type.Integer({ minimum: 1, default: 5000, description: 'Longest backoff delay.' }),
       },
