@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO, readJsonLines, startAgent, tempWorkspace, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
-import { dropCsv, kundenDropSource, kundenRows } from '../support/legacy-csv.js';
+import { customersPipelineConfig, dropCsv, kundenRows, type CustomersPipelineOptions } from '../support/legacy-csv.js';
 
 /**
  * The agent as a process: the embedded Redis default, the admin server,
@@ -33,23 +33,9 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function fileDropConfig(dir: string, queue: string, extra = ''): string {
-  return writeFile(
-    join(dir, 'ferry.yaml'),
-    `agent:
-  id: runtime-test
-  dataDir: ./data
-  logLevel: info
-${extra}
-${queue}
-pipelines:
-  - name: customers
-    source:
-${kundenDropSource({ minAgeMs: 200 })}    mappings: [${join(REPO, 'mappings/customers.yaml')}]
-    sinks:
-      - { name: audit, type: file, path: ./out/customers.jsonl }
-`,
-  );
+/** The customers pipeline every test here runs, with its queues on `queue`. */
+function fileDropConfig(dir: string, queue: CustomersPipelineOptions['queue'], admin?: CustomersPipelineOptions['admin']): string {
+  return customersPipelineConfig(dir, { id: 'runtime-test', logLevel: 'info', admin, queue, minAgeMs: 200 });
 }
 
 function pingPort(port: number): Promise<boolean> {
@@ -66,7 +52,7 @@ function pingPort(port: number): Promise<boolean> {
 describe('the agent process', () => {
   it('starts its own redis-server with append-only persistence when no queue.redis is set, reuses it after SIGKILL, stops it on SIGTERM', async () => {
     const dir = tempWorkspace('embedded');
-    const config = fileDropConfig(dir, '');
+    const config = fileDropConfig(dir, 'embedded');
     dropCsv(join(dir, 'inbox/kunden_1.csv'), kundenRows(1000, 100));
     let agent = track(startAgent(config));
     const out = join(dir, 'out/customers.jsonl');
@@ -93,7 +79,7 @@ describe('the agent process', () => {
     const dir = tempWorkspace('admin');
     const port = await freePort();
     const prefix = `tadmin${Date.now().toString(36)}`;
-    const config = fileDropConfig(dir, `queue: { redis: "redis://127.0.0.1:6379", prefix: ${prefix} }`, `  admin: { listen: "127.0.0.1:${port}", token: "\${env:ADMIN_TOKEN}" }`);
+    const config = fileDropConfig(dir, { prefix }, { listen: `127.0.0.1:${port}`, token: '${env:ADMIN_TOKEN}' });
     dropCsv(join(dir, 'inbox/kunden_1.csv'), kundenRows(2000, 100));
     const agent = track(startAgent(config, { env: { ADMIN_TOKEN: 'tok-123' } }));
     const out = join(dir, 'out/customers.jsonl');
@@ -135,7 +121,7 @@ describe('the agent process', () => {
       redis.kill('SIGKILL');
     });
     await waitFor('the test redis-server', () => pingPort(port), 10_000);
-    const config = fileDropConfig(dir, `queue: { redis: "redis://127.0.0.1:${port}", prefix: rr }`);
+    const config = fileDropConfig(dir, { redis: `redis://127.0.0.1:${port}`, prefix: 'rr' });
     dropCsv(join(dir, 'inbox/kunden_rr.csv'), kundenRows(60_000, 1000));
     const agent = track(startAgent(config));
     const out = join(dir, 'out/customers.jsonl');

@@ -1,9 +1,9 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO, countLines, deleteRedisPrefix, readJsonLines, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
-import { dropCsv, kundenDropSource, kundenRows } from '../support/legacy-csv.js';
+import { countLines, deleteRedisPrefix, readJsonLines, startAgent, tempWorkspace, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
+import { customersPipelineConfig, dropCsv, kundenRows, perKeyOrderViolations } from '../support/legacy-csv.js';
 
 /**
  * SIGTERM in the middle of a large file is the everyday stop (a deploy, a
@@ -30,28 +30,13 @@ describe('csv drop: SIGTERM mid-file', () => {
     const dir = tempWorkspace('drain');
     const prefix = uniquePrefix('drain');
     prefixes.push(prefix);
-    const config = writeFile(
-      join(dir, 'ferry.yaml'),
-      `agent:
-  id: test-drain
-  dataDir: ./data
-  logLevel: info   # the restart's "reading file" line says where it resumed
-queue:
-  redis: redis://127.0.0.1:6379
-  prefix: ${prefix}
-pipelines:
-  - name: customers
-    source:
-${kundenDropSource({ minAgeMs: 300 })}    mappings: [${join(REPO, 'mappings/customers.yaml')}]
-    sinks:
-      - { name: audit, type: file, path: ./out/customers.jsonl }
-    delivery:
-      partitions: 4
-      batch: { maxEvents: 500, maxWaitMs: 50 }
-      retry: { attempts: 8, initialMs: 100, maxMs: 5000 }
-`,
-    );
-    mkdirSync(join(dir, 'inbox'));
+    const config = customersPipelineConfig(dir, {
+      id: 'test-drain',
+      logLevel: 'info', // the restart's "reading file" line says where it resumed
+      queue: { prefix },
+      minAgeMs: 300,
+      delivery: { partitions: 4, batch: { maxEvents: 500, maxWaitMs: 50 }, retry: { attempts: 8, initialMs: 100, maxMs: 5000 } },
+    });
     const out = join(dir, 'out/customers.jsonl');
     const csv = join(dir, 'inbox/kunden_drain.csv');
     dropCsv(csv, kundenRows(ROWS, 5000));
@@ -94,13 +79,6 @@ ${kundenDropSource({ minAgeMs: 300 })}    mappings: [${join(REPO, 'mappings/cust
     // The position resumed is the one committed: the restart read only the rest of the file.
     expect(agent.stderr()).toMatch(new RegExp(`"resumeAfter":${checkpoint!.records}\\b`));
     // Balances rise with the row number, so per-key order across the stop shows as rising balances.
-    const last = new Map<string, number>();
-    let outOfOrder = 0;
-    for (const e of events) {
-      const n = Number(e.data.balance);
-      if ((last.get(e.subject) ?? 0) > n) outOfOrder++;
-      last.set(e.subject, n);
-    }
-    expect(outOfOrder).toBe(0);
+    expect(perKeyOrderViolations(events)).toBe(0);
   }, 60_000);
 });

@@ -1,8 +1,9 @@
 import { existsSync, readdirSync, readFileSync, copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { DeliveryConfig } from '../../agent/config/schema.js';
 import { REPO, countLines, deleteRedisPrefix, readJsonLines, runFerry, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
-import { dropCsv, kundenDropSource, kundenRows } from '../support/legacy-csv.js';
+import { customersPipelineConfig, dropCsv, kundenRows, perKeyOrderViolations, type SinkEntry } from '../support/legacy-csv.js';
 import { start as startChaos } from '../support/chaos-webhook-server.js';
 
 /**
@@ -24,32 +25,19 @@ interface Ws {
   prefix: string;
 }
 
-function workspace(name: string, opts: { sinks?: string; retry?: string; mappingDir?: string } = {}): Ws {
+function workspace(name: string, opts: { sinks?: SinkEntry[]; retry?: DeliveryConfig['retry']; mappingDir?: string } = {}): Ws {
   const dir = tempWorkspace(name);
   const prefix = uniquePrefix(name);
-  const mappingDir = opts.mappingDir ?? join(REPO, 'mappings');
-  const config = writeFile(
-    join(dir, 'ferry.yaml'),
-    `agent:
-  id: test-${name}
-  dataDir: ./data
-  logLevel: warn
-queue:
-  redis: redis://127.0.0.1:6379
-  prefix: ${prefix}
-pipelines:
-  - name: customers
-    source:
-${kundenDropSource({ minAgeMs: 300, errors: true })}    mappings: [${join(mappingDir, 'customers.yaml')}]
-    sinks:
-${opts.sinks ?? '      - { name: audit, type: file, path: ./out/customers.jsonl }'}
-    delivery:
-      partitions: 4
-      batch: { maxEvents: 500, maxWaitMs: 50 }
-      retry: ${opts.retry ?? '{ attempts: 8, initialMs: 100, maxMs: 5000 }'}
-`,
-  );
-  mkdirSync(join(dir, 'inbox'), { recursive: true });
+  const config = customersPipelineConfig(dir, {
+    id: `test-${name}`,
+    logLevel: 'warn',
+    queue: { prefix },
+    minAgeMs: 300,
+    errors: true,
+    mappingDir: opts.mappingDir,
+    sinks: opts.sinks,
+    delivery: { partitions: 4, batch: { maxEvents: 500, maxWaitMs: 50 }, retry: opts.retry ?? { attempts: 8, initialMs: 100, maxMs: 5000 } },
+  });
   return { dir, config, inbox: join(dir, 'inbox'), out: join(dir, 'out/customers.jsonl'), prefix };
 }
 
@@ -58,19 +46,6 @@ type Event = { id: string; subject: string; type: string; data: Record<string, s
 function distinctIds(events: Event[]): number {
   return new Set(events.map((e) => e.id)).size;
 }
-
-/** Balance is the row number, so one key's balances must rise in the order they arrive. */
-function perKeyOrderViolations(events: Event[]): number {
-  const last = new Map<string, number>();
-  let bad = 0;
-  for (const e of events) {
-    const n = Number(e.data.balance);
-    if ((last.get(e.subject) ?? 0) > n) bad++;
-    last.set(e.subject, n);
-  }
-  return bad;
-}
-
 
 describe('csv drop → queue → sinks', () => {
   it('delivers a 100,000-row file to the file sink: every row exactly once, per-key order kept', async () => {
@@ -120,8 +95,8 @@ describe('csv drop → queue → sinks', () => {
     const server = await startChaos({ secret, fail500: 0.3, fail429: 0.1, timeoutRate: 0.05, slowMs: 1500, seed: 42 });
     try {
       const ws = workspace('webhook', {
-        sinks: `      - { name: hub, type: webhook, url: "${server.url}", secret: "\${env:HUB_SECRET}", timeoutMs: 1000 }`,
-        retry: '{ attempts: 50, initialMs: 50, maxMs: 500 }',
+        sinks: [{ name: 'hub', type: 'webhook', url: server.url, secret: '${env:HUB_SECRET}', timeoutMs: 1000 }],
+        retry: { attempts: 50, initialMs: 50, maxMs: 500 },
       });
       dropCsv(join(ws.inbox, 'kunden_web.csv'), kundenRows(5_000, 200));
       const agent = startAgent(ws.config, { env: { HUB_SECRET: secret } });

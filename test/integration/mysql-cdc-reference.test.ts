@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, readJsonLines, REPO, runFerry, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
-import { ordersAndCustomers, rowPipelineWorkspace, type RowEvent } from '../support/change-ledger.js';
+import { ordersAndCustomers, rowPipelineWorkspace, underPipeline, type RowEvent } from '../support/change-ledger.js';
 
 /**
  * The reference source configuration of issue 4, run exactly as written: the
@@ -66,8 +66,7 @@ describe('mysql-cdc reference configuration (issue 4)', () => {
       prefix,
       logLevel: 'info',
       tables: ordersAndCustomers((t) => `shop.${t}`),
-      // The block as written, moved under the pipeline.
-      source: REFERENCE.split('\n').slice(1).map((l) => (l ? `    ${l}` : l)).join('\n'),
+      source: underPipeline(REFERENCE),
     });
     const env = { REPL_PASSWORD };
 

@@ -63,12 +63,15 @@ async function readUntilStopped(source: MysqlCdcSource, timeoutMs = 15_000): Pro
   return out;
 }
 
-/**
- * The first binlog event after `from` whose statement contains `marker`
- * (as SHOW BINLOG EVENTS prints it), and where its transaction starts (its
- * GTID event).
- */
-async function findStatement(from: BinlogPosition, marker: string): Promise<{ at: BinlogPosition; transaction: BinlogPosition; type: string }> {
+/** A statement in the binlog: its event, where its transaction starts (its GTID event), and the event's type. */
+interface LoggedStatement {
+  at: BinlogPosition;
+  transaction: BinlogPosition;
+  type: string;
+}
+
+/** The first binlog event after `from` whose statement contains `marker` (as SHOW BINLOG EVENTS prints it). */
+async function findStatement(from: BinlogPosition, marker: string): Promise<LoggedStatement> {
   const [logs] = await fx.root.query<RowDataPacket[]>('SHOW BINARY LOGS');
   for (const file of logs.map((l) => String(l.Log_name)).filter((f) => comparePosition({ file: f, pos: 0 }, { file: from.file, pos: 0 }) >= 0)) {
     const [events] = await fx.root.query<RowDataPacket[]>(`SHOW BINLOG EVENTS IN ? FROM ?`, [file, file === from.file ? from.pos : 4]);
@@ -81,6 +84,26 @@ async function findStatement(from: BinlogPosition, marker: string): Promise<{ at
     }
   }
   throw new Error(`no binlog event with ${marker} after ${formatPosition(from)}`);
+}
+
+/**
+ * Creates `table` (id, note), opens a source on it, runs `write` and reads
+ * until the source stops: what it handed over, and the binlog event whose
+ * statement contains `marker`.
+ */
+async function stopAtStatement(table: string, marker: string, write: () => Promise<unknown>): Promise<{ stopped: Stopped; stmt: LoggedStatement }> {
+  await fx.root.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, note VARCHAR(40))`);
+  const source = sourceFor(fx, { tables: [table] });
+  await source.open(undefined, contextFor());
+  const from = await masterStatus(fx);
+  let stopped: Stopped;
+  try {
+    await write();
+    stopped = await readUntilStopped(source);
+  } finally {
+    await source.close();
+  }
+  return { stopped, stmt: await findStatement(from, marker) };
 }
 
 function expectStoppedAt(stopped: Stopped, at: BinlogPosition): FerryError {
@@ -106,22 +129,13 @@ describe('mysql-cdc and row changes logged as statements', () => {
     ['DELETE', (tb: string) => `DELETE FROM ${tb} WHERE note <> 'stmt-secret-value' AND id = 2`],
   ])('stops at a STATEMENT-format %s on a captured table, after handing over the rows before it, and never commits past it', async (verb, statement) => {
     const table = t(`s_${verb.toLowerCase()}`);
-    await fx.root.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, note VARCHAR(40))`);
-    const source = sourceFor(fx, { tables: [table] });
-    await source.open(undefined, contextFor());
-    const from = await masterStatus(fx);
-    let stopped: Stopped;
-    try {
+    const { stopped, stmt } = await stopAtStatement(table, 'stmt-secret-value', async () => {
       await fx.root.query(`INSERT INTO ${table} VALUES (1, 'row')`);
       await fx.root.query(`INSERT INTO ${table} VALUES (2, 'row')`);
       // The application's session: its default database is the captured one, the table is named without it.
       await statements.query(`USE \`${fx.database}\`; ${statement(table.split('.')[1]!)}`);
       await fx.root.query(`INSERT INTO ${table} VALUES (4, 'after')`);
-      stopped = await readUntilStopped(source);
-    } finally {
-      await source.close();
-    }
-    const stmt = await findStatement(from, 'stmt-secret-value');
+    });
     expect(stmt.type).toBe('Query');
     const err = expectStoppedAt(stopped, stmt.at);
     expect(err.message).toContain(`${verb} on ${table}`);
@@ -181,23 +195,17 @@ describe('mysql-cdc and row changes logged as statements', () => {
 
   it('stops at a statement inside a MIXED transaction, handing over its earlier rows under the checkpoint before that transaction', async () => {
     const table = t('s_mixed');
-    await fx.root.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, note VARCHAR(40))`);
-    const mixed = await mysql.createConnection({ host: '127.0.0.1', port: 3306, user: 'root', multipleStatements: true });
-    const source = sourceFor(fx, { tables: [table] });
-    await source.open(undefined, contextFor());
-    const from = await masterStatus(fx);
-    let stopped: Stopped;
-    try {
+    const { stopped, stmt } = await stopAtStatement(table, 'mixed-marker', async () => {
       await fx.root.query(`INSERT INTO ${table} VALUES (1, 'row')`);
-      // MIXED logs the INSERT as rows (UUID() is unsafe for statements) and the UPDATE as a statement, in one transaction.
-      await mixed.query(`SET SESSION binlog_format = 'MIXED'; USE \`${fx.database}\`;
-        BEGIN; INSERT INTO s_mixed VALUES (2, UUID()); UPDATE s_mixed SET note = 'mixed-marker' WHERE id = 1; COMMIT`);
-      stopped = await readUntilStopped(source);
-    } finally {
-      await source.close();
-      await mixed.end();
-    }
-    const stmt = await findStatement(from, 'mixed-marker');
+      const mixed = await mysql.createConnection({ host: '127.0.0.1', port: 3306, user: 'root', multipleStatements: true });
+      try {
+        // MIXED logs the INSERT as rows (UUID() is unsafe for statements) and the UPDATE as a statement, in one transaction.
+        await mixed.query(`SET SESSION binlog_format = 'MIXED'; USE \`${fx.database}\`;
+          BEGIN; INSERT INTO s_mixed VALUES (2, UUID()); UPDATE s_mixed SET note = 'mixed-marker' WHERE id = 1; COMMIT`);
+      } finally {
+        await mixed.end();
+      }
+    });
     expectStoppedAt(stopped, stmt.at);
     // Row 2 is in the statement's own transaction: handed over, but not covered by the checkpoint.
     expect(stopped.records.map((r) => [r.op, r.data.id])).toEqual([['c', 1], ['c', 2]]);
@@ -209,22 +217,13 @@ describe('mysql-cdc and row changes logged as statements', () => {
 
   it('stops at a STATEMENT-format LOAD DATA, which the binlog holds as an EXECUTE_LOAD_QUERY event', async () => {
     const table = t('s_load');
-    await fx.root.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, note VARCHAR(40))`);
-    const source = sourceFor(fx, { tables: [table] });
-    await source.open(undefined, contextFor());
-    const from = await masterStatus(fx);
-    let stopped: Stopped;
-    try {
+    const { stopped, stmt } = await stopAtStatement(table, 'load-marker.csv', async () => {
       await fx.root.query(`INSERT INTO ${table} VALUES (1, 'row')`);
       await statements.query({
         sql: `LOAD DATA LOCAL INFILE 'load-marker.csv' INTO TABLE ${table} FIELDS TERMINATED BY ','`,
         infileStreamFactory: () => Readable.from([Buffer.from('5,a\n6,b\n')]),
       });
-      stopped = await readUntilStopped(source);
-    } finally {
-      await source.close();
-    }
-    const stmt = await findStatement(from, 'load-marker.csv');
+    });
     expect(stmt.type).toBe('Execute_load_query');
     const err = expectStoppedAt(stopped, stmt.at);
     expect(err.message).toContain('LOAD DATA on');

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, readJsonLines, REPO, runFerry, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
-import { ordersAndCustomers, rowPipelineWorkspace, type RowEvent } from '../support/change-ledger.js';
+import { ordersAndCustomers, rowPipelineWorkspace, underPipeline, type RowEvent } from '../support/change-ledger.js';
 import { dropDatabaseAndSlots, pgQuery } from '../support/postgres.js';
 
 /**
@@ -77,8 +77,7 @@ describe('postgres-cdc reference configuration (issue 3)', () => {
       prefix,
       logLevel: 'info',
       tables: ordersAndCustomers((t) => `public.${t}`),
-      // The block as written, moved under the pipeline.
-      source: REFERENCE.split('\n').slice(1).map((l) => (l ? `    ${l}` : l)).join('\n'),
+      source: underPipeline(REFERENCE),
     });
     const env = { PG_PASSWORD };
 

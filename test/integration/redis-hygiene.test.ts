@@ -1,11 +1,11 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deadLetterQueueName, partitionQueueName } from '../../agent/queue/queue-names.js';
-import { REPO, countLines, deleteRedisPrefix, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
-import { dropCsv, kundenDropSource, kundenRows } from '../support/legacy-csv.js';
+import { countLines, deleteRedisPrefix, startAgent, tempWorkspace, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
+import { customersPipelineConfig, dropCsv, kundenRows } from '../support/legacy-csv.js';
 
 /**
  * Redis hygiene as BullMQ advises for production, held against the real
@@ -33,27 +33,13 @@ describe('Redis hygiene', () => {
     const prefix = uniquePrefix('hygiene');
     // Five events a job: a thousand jobs, whose stream entries (added, waiting,
     // active, completed) would be four times the cap if nothing trimmed them.
-    const config = writeFile(
-      join(dir, 'ferry.yaml'),
-      `agent:
-  id: test-hygiene
-  dataDir: ./data
-  logLevel: warn
-queue:
-  redis: redis://127.0.0.1:6379
-  prefix: ${prefix}
-pipelines:
-  - name: customers
-    source:
-${kundenDropSource({ minAgeMs: 200 })}    mappings: [${join(REPO, 'mappings/customers.yaml')}]
-    sinks:
-      - { name: audit, type: file, path: ./out/customers.jsonl }
-    delivery:
-      partitions: ${PARTITIONS}
-      batch: { maxEvents: 5, maxWaitMs: 50 }
-`,
-    );
-    mkdirSync(join(dir, 'inbox'));
+    const config = customersPipelineConfig(dir, {
+      id: 'test-hygiene',
+      logLevel: 'warn',
+      queue: { prefix },
+      minAgeMs: 200,
+      delivery: { partitions: PARTITIONS, batch: { maxEvents: 5, maxWaitMs: 50 } },
+    });
     dropCsv(join(dir, 'inbox/kunden_hygiene.csv'), kundenRows(ROWS, 500));
 
     const reader = startAgent(config, { role: 'read' });

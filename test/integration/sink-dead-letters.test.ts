@@ -1,13 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FerryEvent } from '../../agent/event/cloud-event.js';
 import { DeadLetterQueue } from '../../agent/queue/dead-letter-queue.js';
-import { REPO, deleteRedisPrefix, readJsonLines, runFerry, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
-import { dropCsv, kundenDropSource } from '../support/legacy-csv.js';
+import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, tempWorkspace, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
+import { AUDIT_SINK, customersPipelineConfig, dropCsv } from '../support/legacy-csv.js';
 
 /**
  * The sink side of `ferry dlq`, with the real agent and the real CLI: a batch
@@ -62,29 +61,14 @@ describe('sink dead letters', () => {
     // Two attempts a batch: the per-sink circuit opens after five consecutive
     // failures, and from then on a failing target makes batches wait in the
     // queue instead of dead-lettering them. Three batches fail here in a row.
-    const config = writeFile(
-      join(dir, 'ferry.yaml'),
-      `agent:
-  id: test-sinkdlq
-  dataDir: ./data
-  logLevel: error
-queue:
-  redis: redis://127.0.0.1:6379
-  prefix: ${prefix}
-pipelines:
-  - name: customers
-    source:
-${kundenDropSource({ minAgeMs: 200 })}    mappings: [${join(REPO, 'mappings/customers.yaml')}]
-    sinks:
-      - { name: hub, type: webhook, url: "${url}", timeoutMs: 2000 }
-      - { name: audit, type: file, path: ./out/customers.jsonl }
-    delivery:
-      partitions: 1
-      batch: { maxEvents: 500, maxWaitMs: 50 }
-      retry: { attempts: 2, initialMs: 20, maxMs: 50 }
-`,
-    );
-    mkdirSync(join(dir, 'inbox'));
+    const config = customersPipelineConfig(dir, {
+      id: 'test-sinkdlq',
+      logLevel: 'error',
+      queue: { prefix },
+      minAgeMs: 200,
+      sinks: [{ name: 'hub', type: 'webhook', url, timeoutMs: 2000 }, AUDIT_SINK],
+      delivery: { partitions: 1, batch: { maxEvents: 500, maxWaitMs: 50 }, retry: { attempts: 2, initialMs: 20, maxMs: 50 } },
+    });
     const audit = join(dir, 'out/customers.jsonl');
     const hubDlq = new DeadLetterQueue(redis, prefix, 'customers', 'hub');
     const listHub = async () => {

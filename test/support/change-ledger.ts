@@ -204,6 +204,15 @@ ${opts.delivery ? `    delivery: ${opts.delivery}\n` : ''}`,
   return { dir, config, out: join(dir, 'out/events.jsonl') };
 }
 
+/**
+ * A `source:` block as the docs write it, moved under a pipeline: the
+ * `source:` line dropped and the rest indented, ready for
+ * `rowPipelineWorkspace`'s `source`.
+ */
+export function underPipeline(block: string): string {
+  return block.split('\n').slice(1).map((l) => (l ? `    ${l}` : l)).join('\n');
+}
+
 /** The two tables of the CDC end-to-end tests: `orders` → order, `customers` → customer. */
 export function ordersAndCustomers(qualify: (table: string) => string): Array<{ mapping: string; entity: string; table: string }> {
   return [

@@ -2,7 +2,8 @@ import { mkdirSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import iconv from 'iconv-lite';
-import { writeFile } from './agent-process.js';
+import type { AgentConfig, DeliveryConfig } from '../../agent/config/schema.js';
+import { REPO, writeFile } from './agent-process.js';
 
 export const KUNDEN_HEADER = 'KUNDE_NR;VORNAME;NACHNAME;EMAIL;SALDO;KUNDE_SEIT;STATUS';
 
@@ -21,6 +22,22 @@ export function kundenRows(rows: number, keys: number): string[] {
   return out;
 }
 
+/**
+ * Events of `kundenRows` rows that arrived after a later row of the same key:
+ * the balance is the row number, so one key's balances must rise in the order
+ * they reach the sink.
+ */
+export function perKeyOrderViolations(events: readonly { subject: string; data: Record<string, string> }[]): number {
+  const last = new Map<string, number>();
+  let bad = 0;
+  for (const e of events) {
+    const n = Number(e.data.balance);
+    if ((last.get(e.subject) ?? 0) > n) bad++;
+    last.set(e.subject, n);
+  }
+  return bad;
+}
+
 /** Writes the file under a temporary name and renames it into place, as a careful legacy job does. */
 export function dropCsv(path: string, lines: readonly string[], header = KUNDEN_HEADER): void {
   // Outside the watched folder: the source must only ever see the finished file.
@@ -30,12 +47,66 @@ export function dropCsv(path: string, lines: readonly string[], header = KUNDEN_
   renameSync(tmp, path);
 }
 
-/** The `source:` block (indented for a pipeline) of a drop folder `./inbox` of such exports, archiving what it read. */
-export function kundenDropSource(opts: { minAgeMs: number; errors?: boolean }): string {
-  return `      type: file-drop
+/** A `sinks:` entry: the sink's name and type, and its own fields. */
+export type SinkEntry = { name: string; type: string } & Record<string, unknown>;
+
+/** The file sink most tests read back: `./out/customers.jsonl` in the workspace. */
+export const AUDIT_SINK: SinkEntry = { name: 'audit', type: 'file', path: './out/customers.jsonl' };
+
+export interface CustomersPipelineOptions {
+  /** `agent.id`. */
+  id: string;
+  logLevel: AgentConfig['logLevel'];
+  /** `agent.admin`; none: no admin server. */
+  admin?: { listen: string; token?: string };
+  /**
+   * Where the queues live: under `prefix` on the shared Redis on 6379 (or on
+   * `redis`), or `'embedded'`: no `queue:` section, so the agent starts its
+   * own redis-server.
+   */
+  queue: { prefix: string; redis?: string } | 'embedded';
+  /** How long a dropped file must be unchanged before it is read. */
+  minAgeMs: number;
+  /** Move files that cannot be read to `./errors`; otherwise they stay in the inbox. */
+  errors?: boolean;
+  /** The folder of `customers.yaml` and its contract; default: the repository's `mappings/`. */
+  mappingDir?: string;
+  /** Default: the audit file sink alone. */
+  sinks?: readonly SinkEntry[];
+  /** The pipeline's `delivery:`; what is left out takes the config's default. */
+  delivery?: Partial<DeliveryConfig>;
+}
+
+/**
+ * Writes `dir/ferry.yaml` for the pipeline `customers`: a drop folder
+ * `./inbox` (created here) of legacy customer exports, archived to
+ * `./archive` once read, mapped by `customers.yaml`. Returns the config's path.
+ */
+export function customersPipelineConfig(dir: string, opts: CustomersPipelineOptions): string {
+  // Structured values go in as JSON, which YAML reads as flow mappings.
+  const admin = opts.admin ? `  admin: ${JSON.stringify(opts.admin)}\n` : '';
+  const queue = opts.queue === 'embedded' ? '' : `queue:\n  redis: ${opts.queue.redis ?? 'redis://127.0.0.1:6379'}\n  prefix: ${opts.queue.prefix}\n`;
+  const errors = opts.errors ? '      errors: ./errors\n' : '';
+  const sinks = (opts.sinks ?? [AUDIT_SINK]).map((sink) => `      - ${JSON.stringify(sink)}\n`).join('');
+  const delivery = opts.delivery ? `    delivery: ${JSON.stringify(opts.delivery)}\n` : '';
+  const config = writeFile(
+    join(dir, 'ferry.yaml'),
+    `agent:
+  id: ${opts.id}
+  dataDir: ./data
+  logLevel: ${opts.logLevel}
+${admin}${queue}pipelines:
+  - name: customers
+    source:
+      type: file-drop
       path: ./inbox
       format: { type: csv, delimiter: ";", header: true, encoding: windows-1252 }
       complete: { minAgeMs: ${opts.minAgeMs} }
       archive: ./archive
-${opts.errors ? '      errors: ./errors\n' : ''}`;
+${errors}    mappings: [${join(opts.mappingDir ?? join(REPO, 'mappings'), 'customers.yaml')}]
+    sinks:
+${sinks}${delivery}`,
+  );
+  mkdirSync(join(dir, 'inbox'), { recursive: true });
+  return config;
 }
