@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync, copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { DeliveryConfig } from '../../agent/config/schema.js';
 import { REPO, countLines, deleteRedisPrefix, readJsonLines, runFerry, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
@@ -69,10 +70,22 @@ describe('csv drop → queue → sinks', () => {
     dropCsv(join(ws.inbox, 'kunden_huge.csv'), kundenRows(200_000, 5000));
     let agent = startAgent(ws.config);
     running.push(agent);
-    await waitFor('a first part of the file at the sink', () => countLines(ws.out) >= 40_000, 120_000, 20);
+    // Killed at a moment that is mid-file by construction: 40,000+ rows of it durable in the queue, not all of it
+    // (the reader runs ahead of delivery, so counting the sink alone could let the file finish first).
+    const redis = new Redis(6379, '127.0.0.1');
+    type Stored = { file: string; records: number; done: boolean } | null;
+    const stored = async (): Promise<Stored> => JSON.parse((await redis.get(`${ws.prefix}:pipeline:customers:checkpoint`)) ?? 'null') as Stored;
+    const atKill = await waitFor('40,000 rows of the file durable, the file not finished', async () => {
+      const s = await stored();
+      return s !== null && s.file === 'kunden_huge.csv' && !s.done && s.records >= 40_000 ? s : undefined;
+    }, 120_000, 10);
     await agent.kill();
     const before = readJsonLines<Event>(ws.out).length;
     expect(before).toBeLessThan(200_000);
+    expect((await stored())!.done, 'the kill must land before the file is finished').toBe(false);
+    expect(atKill.records).toBeLessThan(200_000);
+    redis.disconnect();
+    expect(existsSync(join(ws.inbox, 'kunden_huge.csv'))).toBe(true);
     agent = startAgent(ws.config);
     running.push(agent);
     await waitFor('every row at the sink after the restart', () => distinctIds(readJsonLines<Event>(ws.out)) >= 200_000 || agent.proc.exitCode !== null, 150_000, 250);
