@@ -40,7 +40,7 @@ export interface SourceRecord {
   changeId: string;
   /** When the change happened at the source (commit time, file modification time), ISO 8601. */
   time: string;
-  /** For people: where to find the record (`kunden_1.csv line 17`, `public.orders @ 0/16B3748`). */
+  /** For people: where to find the record (`inbox/kunden_1.csv:17`, `public.orders @ 0/16B3748 xid 4711`). */
   location: string;
   /** Source position attributes carried on the event (`ferryposition`) and in dead-letter entries. */
   position: string;

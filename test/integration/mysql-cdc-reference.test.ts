@@ -15,7 +15,8 @@ import { ordersAndCustomers, rowPipelineWorkspace, underPipeline, type RowEvent 
  * The names are the document's and fixed: no other test file uses the
  * database `shop` or the user `repl`, and this one removes both when it
  * ends. The other mysql-cdc tests draw their serverIds from 5000–8999,
- * 20000–29999 and 100000 up, so 4711 meets none of them on the shared server.
+ * 20000–29999, 30000–30999 and 100000 up, so 4711 meets none of them on the
+ * shared server.
  */
 
 const REFERENCE = `source:
