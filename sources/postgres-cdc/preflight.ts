@@ -112,10 +112,8 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
           : `SELECT pg_drop_replication_slot('${config.slot}'); -- then restart with snapshot: when_needed`,
     });
 
-    const slots = await one(`SELECT current_setting('max_replication_slots')::int - count(*) AS free FROM pg_replication_slots`);
+    results.push(await freeSlots(client, config.slot, slot !== undefined));
     const senders = await one(`SELECT current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication) AS free`);
-    const freeSlots = Number(slots.free);
-    results.push({ name: 'free replication slots', ok: slot !== undefined || freeSlots > 0, detail: `${freeSlots} free`, fix: 'ALTER SYSTEM SET max_replication_slots = <more>; then restart PostgreSQL' });
     results.push({ name: 'free wal senders', ok: Number(senders.free) > 0, detail: `${senders.free} free`, fix: 'ALTER SYSTEM SET max_wal_senders = <more>; then restart PostgreSQL' });
 
     const keep = (await one('SHOW max_slot_wal_keep_size')).max_slot_wal_keep_size;
@@ -124,7 +122,9 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
       name: 'max_slot_wal_keep_size',
       ok: !unlimited,
       severity: 'warning',
-      detail: unlimited ? 'unlimited: a slot nobody reads keeps WAL until the disk is full' : `${keep}: a reader down longer than that loses its slot (FERRY_SOURCE_POSITION_LOST)`,
+      detail: unlimited
+        ? '-1 (unlimited): a slot nobody reads keeps WAL until the disk is full'
+        : `${keep}: a slot that falls more than ${keep} of WAL behind (its reader down or slow) is lost (FERRY_SOURCE_POSITION_LOST)`,
       fix: "ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf();",
     });
   } catch (error) {
@@ -134,6 +134,41 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
   }
   // A passed check needs no fix; warnings keep theirs (ok or not, they advise).
   return results.map((r) => (r.ok && r.severity !== 'warning' ? { name: r.name, ok: r.ok, detail: r.detail } : r));
+}
+
+/** Slots the fix names at most; the rest are counted. */
+const NAMED_SLOTS = 5;
+
+/**
+ * Whether creating the pipeline's slot would find a free one. An existing slot
+ * needs none. The fix names the inactive slots, the candidates to drop: an
+ * inactive slot may still be a stopped consumer's, so it is named, not dropped.
+ */
+async function freeSlots(client: pg.Client, slot: string, exists: boolean): Promise<CheckResult> {
+  // The connection returns every value as text. Slot names are [a-z0-9_], so a comma separates them.
+  const { rows } = await client.query<TextRow>(
+    `SELECT current_setting('max_replication_slots') AS max, count(*) AS used,
+            string_agg(slot_name, ',' ORDER BY slot_name) FILTER (WHERE NOT active) AS inactive
+       FROM pg_replication_slots`,
+  );
+  const max = Number(rows[0]?.max);
+  const used = Number(rows[0]?.used);
+  const inactive = rows[0]?.inactive?.split(',') ?? [];
+  const free = Math.max(0, max - used);
+  const ok = exists || free > 0;
+  const named = inactive.slice(0, NAMED_SLOTS).join(', ') + (inactive.length > NAMED_SLOTS ? ` and ${inactive.length - NAMED_SLOTS} more` : '');
+  return {
+    name: 'free replication slots',
+    ok,
+    detail: ok
+      ? `${free} of ${max} free${exists ? `; slot ${slot} exists` : ''}`
+      : `none free: max_replication_slots = ${max}, ${used} in use; creating slot ${slot} needs one`,
+    fix:
+      `ALTER SYSTEM SET max_replication_slots = ${max + 1}; then restart PostgreSQL -- ` +
+      (inactive.length
+        ? `or drop a slot no consumer needs any more (inactive now: ${named}): SELECT pg_drop_replication_slot('<name>');`
+        : 'every slot is being read now: none to drop'),
+  };
 }
 
 /** Why the connected role may not run CREATE PUBLICATION for `tables` (none: it may). Tables that do not exist are reported elsewhere. */

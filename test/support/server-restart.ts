@@ -20,11 +20,18 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 60
   }
 }
 
-/** `pg_ctlcluster restart` (fast shutdown: sessions are cut, committed work kept), then waits until it answers. */
-export async function restartPostgres(): Promise<void> {
+/**
+ * `pg_ctlcluster restart` (fast shutdown: sessions are cut, committed work
+ * kept), then waits until it answers. `settings` go on the server's command
+ * line (`-c name=value`) and win over the configuration files until the next
+ * restart without them: the way back when the files hold a value the server
+ * refuses to start with.
+ */
+export async function restartPostgres(opts: { settings?: Record<string, string> } = {}): Promise<void> {
   const version = readdirSync('/etc/postgresql').sort((a, b) => Number(a) - Number(b)).at(-1);
   if (!version) throw new Error('no PostgreSQL cluster under /etc/postgresql');
-  await run('pg_ctlcluster', ['--skip-systemctl-redirect', '--mode', 'fast', version, 'main', 'restart']);
+  const settings = Object.entries(opts.settings ?? {}).map(([name, value]) => `-c ${name}=${value}`);
+  await run('pg_ctlcluster', ['--skip-systemctl-redirect', '--mode', 'fast', version, 'main', 'restart', ...(settings.length ? ['--', '-o', settings.join(' ')] : [])]);
   await until('PostgreSQL answering after the restart', async () => {
     const c = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
     await c.connect();
