@@ -9,7 +9,7 @@ export class RetryableError extends FerryError {
   readonly retryAfterMs: number | undefined;
 
   /** `code`: a source says `FERRY_SOURCE_UNAVAILABLE` (the default names a sink). */
-  constructor(message: string, options: { retryAfterMs?: number; cause?: unknown; where?: string; code?: 'FERRY_SINK_RETRYABLE' | 'FERRY_SOURCE_UNAVAILABLE' } = {}) {
+  constructor(message: string, options: { retryAfterMs?: number; cause?: unknown; where?: string; fix?: string; code?: 'FERRY_SINK_RETRYABLE' | 'FERRY_SOURCE_UNAVAILABLE' } = {}) {
     super(options.code ?? 'FERRY_SINK_RETRYABLE', message, options);
     this.retryAfterMs = options.retryAfterMs;
   }

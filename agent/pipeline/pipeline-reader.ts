@@ -115,7 +115,7 @@ export class PipelineReader {
           await sleep(STANDBY_MS, signal).catch(() => {});
           continue;
         }
-        this.opts.logger.warn({ err: message, retryInMs: backoffMs }, 'source failed; reopening from the last committed position');
+        this.opts.logger.warn({ code, err: message, fix: (err as FerryError).fix, retryInMs: backoffMs }, 'source failed; reopening from the last committed position');
         await sleep(backoffMs, signal).catch(() => {});
         backoffMs = Math.min(backoffMs * 2, 30_000);
       } finally {

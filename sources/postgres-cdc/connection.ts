@@ -93,6 +93,20 @@ export function toFerryError(error: unknown, where: string): FerryError {
       cause: error,
     });
   }
+  if (code === '53400' || code === '53300') {
+    // The server's limits (max_replication_slots, max_wal_senders, max_connections) are full: another consumer may
+    // let go, so the runtime keeps retrying with backoff, but the log must say what is full and how to make room.
+    const what = code === '53400' ? 'has no free replication slot' : 'has no free connection or WAL sender';
+    return new RetryableError(`Postgres ${what}: ${message}`, {
+      where,
+      cause: error,
+      code: 'FERRY_SOURCE_UNAVAILABLE',
+      fix:
+        code === '53400'
+          ? 'Raise max_replication_slots (ALTER SYSTEM SET max_replication_slots = N; then restart PostgreSQL) or drop a slot no consumer needs; `ferry check` names the inactive ones. Ferry retries until one is free.'
+          : 'Raise max_wal_senders / max_connections (then restart PostgreSQL) or stop an idle replication client. Ferry retries until one is free.',
+    });
+  }
   if (/^(42|22|23)/.test(code)) {
     // A statement Ferry or the operator wrote is wrong (heartbeatQuery, a table's shape): retrying will not help.
     return new FerryError('FERRY_PREFLIGHT_FAILED', `Postgres rejected a statement: ${message}`, { where, fix: 'Check `tables` and `heartbeatQuery`; `ferry check` shows what is wrong.', cause: error });

@@ -4,6 +4,10 @@ import { runFerry, uniquePrefix } from '../support/agent-process.js';
 import { rowPipelineWorkspace } from '../support/change-ledger.js';
 import { dropDatabaseAndSlots, pgQuery, withClient } from '../support/postgres.js';
 import { restartPostgres } from '../support/server-restart.js';
+import { RetryableError } from '../../agent/errors/index.js';
+import { resolveConfig } from '../../sources/postgres-cdc/config.js';
+import { PostgresCdcSource } from '../../sources/postgres-cdc/postgres-cdc-source.js';
+import { context } from './postgres-cdc.helpers.js';
 
 /**
  * `ferry check` on postgres-cdc against server-wide state the role cannot
@@ -158,6 +162,16 @@ describe('ferry check on postgres-cdc server settings', () => {
       expect(named.length).toBe(Math.min(5, inactive.length));
       expect(named.length + Number(parts![2] ?? 0)).toBe(inactive.length);
       for (const name of named) expect(inactive).toContain(name);
+
+      // `ferry run` meets the same full server: a retryable wait that says what is full and how to make room,
+      // not a bare "connection failed".
+      const source = new PostgresCdcSource(
+        resolveConfig({ type: 'postgres-cdc', connection: `postgres://postgres@127.0.0.1:5432/${DB}`, publication: 'ferry_preflight', slot: SLOT, tables: ['public.orders'] }),
+      );
+      const err = await source.open(undefined, context()).then(() => undefined, (e: unknown) => e);
+      await source.close();
+      expect(err).toBeInstanceOf(RetryableError);
+      expect(err).toMatchObject({ code: 'FERRY_SOURCE_UNAVAILABLE', message: expect.stringContaining('has no free replication slot'), fix: expect.stringContaining('max_replication_slots') });
 
       // The fix, as an operator would follow it: drop a named slot nobody needs (one of ours).
       const ours = named.find((n) => n.startsWith(FILLER));
