@@ -69,8 +69,10 @@ async function list(queues: Selected[], opts: DlqOptions): Promise<number> {
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(entry)}\n`);
     } else {
-      const n = entry.events?.length ?? 1;
-      process.stdout.write(`${entry.id}  ${entry.pipeline}/${displaySink(entry.sink)}  ${entry.code}  ${n} event${n === 1 ? '' : 's'}  ${entry.location ?? '-'}  ${truncate(entry.reason, 160)}\n`);
+      // A sink's entry holds events; a mapping entry holds the source record they could not be made from.
+      const n = entry.events?.length;
+      const holds = n === undefined ? '1 record' : `${n} event${n === 1 ? '' : 's'}`;
+      process.stdout.write(`${entry.id}  ${entry.pipeline}/${displaySink(entry.sink)}  ${entry.code}  ${holds}  ${entry.location ?? '-'}  ${truncate(entry.reason, 160)}\n`);
     }
   }
   if (!opts.json) process.stderr.write(`${entries.length} dead-letter entr${entries.length === 1 ? 'y' : 'ies'}\n`);
