@@ -24,6 +24,11 @@ async function serverVariables(conn: Connection): Promise<Map<string, string>> {
 
 const PERSIST = 'and set it in my.cnf under [mysqld] so it survives a restart';
 
+/** A finding: a failed one carries its fix and severity, a passed one neither. */
+function finding(name: string, ok: boolean, detail: string, fix: string, severity: 'error' | 'warning' = 'error'): CheckResult {
+  return ok ? { name, ok, detail } : { name, ok, detail, fix, severity };
+}
+
 /**
  * The binlog settings every change depends on. Each failure of severity
  * `error` means changes would be missing from what Ferry can read (no
@@ -33,9 +38,7 @@ const PERSIST = 'and set it in my.cnf under [mysqld] so it survives a restart';
 function binlogChecks(vars: Map<string, string>): CheckResult[] {
   const v = (name: string): string => vars.get(name) ?? '';
   const results: CheckResult[] = [];
-  const add = (name: string, ok: boolean, detail: string, fix: string, severity: 'error' | 'warning' = 'error'): void => {
-    results.push(ok ? { name, ok, detail } : { name, ok, detail, fix, severity });
-  };
+  const add = (...args: Parameters<typeof finding>): void => void results.push(finding(...args));
   add('log_bin', v('log_bin').toUpperCase() === 'ON', `log_bin = ${v('log_bin') || 'unknown'}`, 'Set log_bin = mysql-bin in my.cnf under [mysqld] and restart the server (log_bin cannot change at run time).');
   add(
     'binlog_format',
@@ -87,11 +90,8 @@ export async function requireRowBinlog(conn: Connection, server: string): Promis
 export async function preflight(conn: Connection, opts: PreflightOptions): Promise<CheckResult[]> {
   const vars = await serverVariables(conn);
   const v = (name: string): string => vars.get(name) ?? '';
-  const persist = PERSIST;
   const results: CheckResult[] = binlogChecks(vars);
-  const add = (name: string, ok: boolean, detail: string, fix: string, severity: 'error' | 'warning' = 'error'): void => {
-    results.push(ok ? { name, ok, detail } : { name, ok, detail, fix, severity });
-  };
+  const add = (...args: Parameters<typeof finding>): void => void results.push(finding(...args));
 
   add('server_id', String(opts.serverId) !== v('server_id'), `server @@server_id = ${v('server_id')}, source.serverId = ${opts.serverId}`, 'Choose a source.serverId different from the server\'s own server_id and from every other replica\'s.');
 
@@ -101,7 +101,7 @@ export async function preflight(conn: Connection, opts: PreflightOptions): Promi
     'binlog retention',
     retentionSeconds === 0 || retentionSeconds >= wantSeconds,
     retentionSeconds === 0 ? 'binlogs are never expired automatically' : `binlogs are kept ${(retentionSeconds / 3600).toFixed(1)} h; source.retentionToleranceHours = ${opts.retentionToleranceHours}`,
-    `SET GLOBAL binlog_expire_logs_seconds = ${wantSeconds}; ${persist} (or lower retentionToleranceHours).`,
+    `SET GLOBAL binlog_expire_logs_seconds = ${wantSeconds}; ${PERSIST} (or lower retentionToleranceHours).`,
     'warning',
   );
 

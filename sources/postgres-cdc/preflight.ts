@@ -28,12 +28,14 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
     results.push({ name: 'wal_level', ok: wal === 'logical', detail: `wal_level = ${wal}`, fix: 'ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL' });
 
     const role = await one('SELECT current_user AS name, rolreplication, rolsuper FROM pg_roles WHERE rolname = current_user');
+    // As the printed fixes must spell it: a role name may need quotes.
+    const roleSql = quoteIdent(String(role.name));
     const canReplicate = role.rolreplication === 't' || role.rolsuper === 't';
     results.push({
       name: 'replication privilege',
       ok: canReplicate,
       detail: canReplicate ? `role ${role.name} may replicate` : `role ${role.name} lacks the REPLICATION attribute`,
-      fix: `ALTER ROLE ${quoteIdent(String(role.name))} WITH REPLICATION; -- as a superuser`,
+      fix: `ALTER ROLE ${roleSql} WITH REPLICATION; -- as a superuser`,
     });
 
     for (const table of config.tables) {
@@ -47,7 +49,7 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
         results.push({ name: `table ${table}`, ok: false, detail: 'does not exist', fix: 'Correct `tables`, or create the table.' });
         continue;
       }
-      results.push({ name: `table ${table} select`, ok: t.can_select === 't', detail: t.can_select === 't' ? 'readable' : 'no SELECT privilege', fix: `GRANT SELECT ON ${quoteTable(table)} TO ${quoteIdent(String(role.name))};` });
+      results.push({ name: `table ${table} select`, ok: t.can_select === 't', detail: t.can_select === 't' ? 'readable' : 'no SELECT privilege', fix: `GRANT SELECT ON ${quoteTable(table)} TO ${roleSql};` });
       const identity = { d: 'default', f: 'full', i: 'index', n: 'nothing' }[t.relreplident ?? 'd'] ?? t.relreplident;
       const pk = t.has_pk === 't';
       const identityOk = identity === 'full' || identity === 'index' || (identity === 'default' && pk);
@@ -75,7 +77,7 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
               detail: `missing, and role ${role.name} may not create it: ${barriers.map((b) => b.reason).join('; ')}`,
               fix: barriers.some((b) => b.kind === 'owner')
                 ? `${createPublication} -- as the owner of the tables or a superuser`
-                : `GRANT CREATE ON DATABASE ${quoteIdent(String(barriers[0]!.database))} TO ${quoteIdent(String(role.name))}; -- or, as a superuser: ${createPublication}`,
+                : `GRANT CREATE ON DATABASE ${quoteIdent(String(barriers[0]!.database))} TO ${roleSql}; -- or, as a superuser: ${createPublication}`,
             },
       );
     } else {
@@ -171,14 +173,20 @@ async function freeSlots(client: pg.Client, slot: string, exists: boolean): Prom
   };
 }
 
+type PublicationBarrier = { kind: 'owner' | 'database'; reason: string; database?: string };
+
 /** Why the connected role may not run CREATE PUBLICATION for `tables` (none: it may). Tables that do not exist are reported elsewhere. */
-async function publicationBarriers(client: pg.Client, tables: string[]): Promise<Array<{ kind: 'owner' | 'database'; reason: string; database?: string }>> {
-  const barriers: Array<{ kind: 'owner' | 'database'; reason: string; database?: string }> = [];
-  const notOwned: string[] = [];
-  for (const table of tables) {
-    const { rows } = await client.query<TextRow>(`SELECT pg_has_role(c.relowner, 'USAGE') AS owns FROM pg_class c WHERE c.oid = to_regclass($1)`, [quoteTable(table)]);
-    if (rows[0] && rows[0].owns !== 't') notOwned.push(table);
-  }
+async function publicationBarriers(client: pg.Client, tables: string[]): Promise<PublicationBarrier[]> {
+  const barriers: PublicationBarrier[] = [];
+  // One round trip for every table, in the configured order.
+  const owned = await client.query<TextRow>(
+    `SELECT t.name, pg_has_role(c.relowner, 'USAGE') AS owns
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(name, quoted, n)
+       JOIN pg_class c ON c.oid = to_regclass(t.quoted)
+      ORDER BY t.n`,
+    [tables, tables.map(quoteTable)],
+  );
+  const notOwned = owned.rows.filter((r) => r.owns !== 't').map((r) => String(r.name));
   if (notOwned.length) barriers.push({ kind: 'owner', reason: `it does not own ${notOwned.join(', ')}` });
   const { rows } = await client.query<TextRow>(`SELECT current_database() AS db, has_database_privilege(current_database(), 'CREATE') AS can_create`);
   if (rows[0]?.can_create !== 't') barriers.push({ kind: 'database', reason: `it has no CREATE privilege on database ${rows[0]?.db}`, database: rows[0]?.db ?? '' });
