@@ -207,6 +207,9 @@ export class FileDropSource implements Source {
     if (!cp?.done) return;
     if (cp.failed === undefined) {
       await this.ctx!.state.set(seenKey(cp.hash), JSON.stringify({ file: cp.file, records: cp.records, at: new Date().toISOString() }));
+      // The state now answers for this content: the set only covers files in flight, so an agent that
+      // runs for months does not hold a hash for every file it ever read.
+      this.readThisRun.delete(cp.hash);
     }
     await this.dispose(cp);
   }
