@@ -1,38 +1,67 @@
 import { PermanentError } from '../../agent/errors/permanent-error.js';
 import { RetryableError } from '../../agent/errors/retryable-error.js';
 
-/** Statuses that may pass if the same request is sent again later. */
-const RETRYABLE_STATUSES = new Set([408, 425, 429]);
+/**
+ * Statuses that say "this body is bad": the same events will be refused
+ * again, so the batch is bisected until the rejected event is alone in the
+ * dead-letter queue. Every other non-2xx answer is retried: a wrong token, a
+ * moved endpoint or a proxy answering for a receiver being deployed rejects
+ * good events too, and they must wait for the fix rather than be
+ * dead-lettered one by one.
+ */
+export const PERMANENT_STATUSES: ReadonlySet<number> = new Set([400, 413, 415, 422]);
 
-/** Hints for permanent rejections a user can act on. */
+/** What the sink may say about itself in a message: names only, never values. */
+export interface ClassifyContext {
+  /** `sinks[].name` in ferry.yaml. */
+  sink?: string;
+  /** The credentials the request carried, as config paths: `secret`, `headers.Authorization`, `url (user:password)`. */
+  credentials?: readonly string[];
+}
+
 const PERMANENT_HINTS: Record<number, string> = {
-  401: 'check the credentials in sinks[].headers or the URL',
-  403: 'check the credentials in sinks[].headers or the URL',
-  404: 'check sinks[].url',
   413: 'the batch is too large for the receiver: lower delivery.batch.maxEvents',
+  415: 'the receiver does not take application/json here: check its content types or sinks[].url',
 };
 
 /**
  * What a delivery's HTTP answer means: nothing (2xx, delivered), a
- * `RetryableError` (408, 425, 429, 5xx; with `retryAfterMs` when the answer
- * carries `Retry-After`), or a `PermanentError` (every other status) that names
- * the status and the start of the response body.
+ * `PermanentError` for 400, 413, 415 and 422, or a `RetryableError` for every
+ * other status (with `retryAfterMs` when the answer carries `Retry-After`).
+ * Both name the status and the start of the response body.
  */
 export function classifyResponse(
   status: number,
   retryAfter: string | string[] | undefined,
   bodySnippet: string,
   target: string,
+  context: ClassifyContext = {},
 ): RetryableError | PermanentError | undefined {
   if (status >= 200 && status < 300) return undefined;
   const said = bodySnippet.trim() ? `: ${bodySnippet.trim()}` : '';
-  if (status >= 500 || RETRYABLE_STATUSES.has(status)) {
-    const retryAfterMs = parseRetryAfter(retryAfter);
-    const wait = retryAfterMs === undefined ? '' : ` (Retry-After ${retryAfterMs} ms)`;
-    return new RetryableError(`webhook ${target} answered ${status}${wait}${said}`, { where: target, retryAfterMs });
+  if (PERMANENT_STATUSES.has(status)) {
+    const hint = PERMANENT_HINTS[status];
+    return new PermanentError(`webhook ${target} rejected the batch with ${status}${hint ? ` (${hint})` : ''}${said}`, { where: target });
   }
-  const hint = PERMANENT_HINTS[status];
-  return new PermanentError(`webhook ${target} rejected the batch with ${status}${hint ? ` (${hint})` : ''}${said}`, { where: target });
+  const retryAfterMs = parseRetryAfter(retryAfter);
+  const wait = retryAfterMs === undefined ? '' : ` (Retry-After ${retryAfterMs} ms)`;
+  const fix = retryableFix(status, context);
+  const message = `webhook ${target} answered ${status}${wait}${said}${fix ? `. ${fix}` : ''}`;
+  return new RetryableError(message, { where: target, retryAfterMs, ...(fix ? { fix } : {}) });
+}
+
+/** What to change in ferry.yaml when the answer points at the sink's config rather than the receiver being down. */
+function retryableFix(status: number, { sink, credentials = [] }: ClassifyContext): string | undefined {
+  const where = sink ? `sink "${sink}" in ferry.yaml` : 'the sink in ferry.yaml';
+  const waiting = 'the events wait in the queue and are retried until it accepts them';
+  if (status === 401 || status === 403) {
+    const sent = credentials.length ? credentials.join(', ') : 'no credentials (set headers.Authorization or secret)';
+    return `The receiver refused the credentials: they are likely wrong or expired. Check ${sent} of ${where}; ${waiting}`;
+  }
+  if (status === 404 || status === 410) return `No receiver at that address: check url of ${where}, or the proxy in front of the receiver; ${waiting}`;
+  if (status === 405) return `The receiver does not take this method: check method and url of ${where}; ${waiting}`;
+  if (status >= 300 && status < 400) return `Ferry does not follow redirects: set url of ${where} to the address the receiver now answers on; ${waiting}`;
+  return undefined;
 }
 
 /**

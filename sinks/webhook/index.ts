@@ -56,6 +56,7 @@ export const webhookSink = defineSink({
   config: WebhookSinkConfig,
   create: (config) =>
     new WebhookSink({
+      name: config.name,
       url: config.url,
       secret: config.secret,
       headers: config.headers ?? {},

@@ -4,10 +4,12 @@ import { RetryableError } from '../../agent/errors/retryable-error.js';
 import type { CheckResult } from '../../agent/plugin/source.js';
 import type { Sink } from '../../agent/plugin/sink.js';
 import { redactUrl } from '../../agent/telemetry/logger.js';
-import { classifyResponse } from './classify.js';
+import { classifyResponse, type ClassifyContext } from './classify.js';
 import { EVENT_COUNT_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, idempotencyKey, signBody } from './signature.js';
 
 export interface WebhookSinkOptions {
+  /** `sinks[].name`, so an error can say which entry of ferry.yaml to fix. */
+  name?: string;
   url: string;
   secret: string | undefined;
   headers: Record<string, string>;
@@ -32,6 +34,8 @@ export class WebhookSink implements Sink {
   /** The URL without credentials (they travel as an Authorization header). */
   private readonly endpoint: string;
   private readonly baseHeaders: Record<string, string>;
+  /** Names (never values) of what may authenticate a request, for a 401/403 message. */
+  private readonly context: ClassifyContext;
   /** What messages and logs may say about the target: no credentials, no query. */
   readonly target: string;
 
@@ -47,6 +51,7 @@ export class WebhookSink implements Sink {
     url.password = '';
     this.endpoint = url.toString();
     this.target = describeTarget(options.url);
+    this.context = { sink: options.name, credentials: credentialNames(options) };
   }
 
   async open(): Promise<void> {}
@@ -70,7 +75,7 @@ export class WebhookSink implements Sink {
       const res = await request(this.endpoint, { dispatcher: this.agent, method: this.options.method, headers, body, signal: both });
       const ok = res.statusCode >= 200 && res.statusCode < 300;
       const snippet = ok ? (await res.body.dump(), '') : await readSnippet(res.body);
-      failure = classifyResponse(res.statusCode, res.headers['retry-after'], snippet, this.target);
+      failure = classifyResponse(res.statusCode, res.headers['retry-after'], snippet, this.target, this.context);
     } catch (err) {
       if (signal.aborted) throw this.aborted(signal);
       if (timeout.aborted) throw new RetryableError(`webhook ${this.target} did not answer within ${this.options.timeoutMs} ms`, { where: this.target });
@@ -140,6 +145,19 @@ function describeTarget(url: string): string {
   } catch {
     return redactUrl(url);
   }
+}
+
+/** The config paths that may carry credentials, by name: what a 401/403 message tells the user to check. */
+function credentialNames(options: WebhookSinkOptions): string[] {
+  const url = new URL(options.url);
+  const names: string[] = [];
+  if (options.secret) names.push('secret');
+  for (const name of Object.keys(options.headers)) {
+    if (![...RESERVED_HEADERS, 'user-agent'].includes(name.toLowerCase())) names.push(`headers.${name}`);
+  }
+  if (url.username || url.password) names.push('the user:password in url');
+  if (url.search) names.push('the query string of url');
+  return names;
 }
 
 function lowerCaseKeys(headers: Record<string, string>): Record<string, string> {

@@ -1,14 +1,21 @@
+import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { PermanentError } from '../../agent/errors/permanent-error.js';
 import { RetryableError } from '../../agent/errors/retryable-error.js';
 import type { FerryEvent } from '../../agent/event/cloud-event.js';
 import type { Sink } from '../../agent/plugin/sink.js';
+import { DeadLetterQueue } from '../../agent/queue/dead-letter-queue.js';
 import { idempotencyKey, signBody, webhookSink, type WebhookSinkConfig } from '../../sinks/webhook/index.js';
 import { describeSink, sampleEvents, type SinkTarget } from '../conformance/describe-sink.js';
+import { deleteRedisPrefix, startAgent, tempWorkspace, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
 import { signatureValid, start, type ChaosOptions, type ChaosWebhookServer } from '../support/chaos-webhook-server.js';
+import { customersPipelineConfig, dropCsv } from '../support/legacy-csv.js';
 
 const SECRET = 'not-a-real-secret-7f3a';
 const ctx = { pipeline: 'p', sink: 'hub', agentId: 'test', dataDir: '/tmp', logger: pino({ level: 'silent' }) };
@@ -63,8 +70,14 @@ describeSink('webhook', {
     { name: 'timeout', expect: 'retryable', target: () => chaosTarget({ script: [{ status: 200, delayMs: 3000 }] }, { timeoutMs: 300 }) },
     { name: 'connection refused', expect: 'retryable', target: refusedTarget },
     { name: '400', expect: 'permanent', target: () => chaosTarget({ script: [{ status: 400 }] }) },
-    { name: '401 (bad signature)', expect: 'permanent', target: () => chaosTarget({}, { secret: 'wrong-secret' }) },
+    // A refusal that blames the sink's config or the route, not the events: they must wait for the fix.
+    { name: '401 (bad signature)', expect: 'retryable', target: () => chaosTarget({}, { secret: 'wrong-secret' }) },
+    { name: '403', expect: 'retryable', target: () => chaosTarget({ script: [{ status: 403 }] }) },
+    { name: '404', expect: 'retryable', target: () => chaosTarget({ script: [{ status: 404 }] }) },
+    { name: '302', expect: 'retryable', target: () => chaosTarget({ script: [{ status: 302 }] }) },
+    { name: '409', expect: 'retryable', target: () => chaosTarget({ script: [{ status: 409 }] }) },
     { name: '413', expect: 'permanent', target: () => chaosTarget({ script: [{ status: 413 }] }) },
+    { name: '415', expect: 'permanent', target: () => chaosTarget({ script: [{ status: 415 }] }) },
     { name: '422', expect: 'permanent', target: () => chaosTarget({ script: [{ status: 422 }] }) },
   ],
   unreachable: refusedTarget,
@@ -234,4 +247,103 @@ describe('webhook sink', () => {
     expect(result!.detail).toContain('ECONNREFUSED');
     expect(result!.fix).toContain('sinks[].url');
   });
+});
+
+/**
+ * The sink behind the real agent (`ferry run`: a CSV drop, the delivery
+ * workers, the sink's dead-letter queue on the shared Redis): which answers
+ * make events wait and which isolate one event in the dead-letter queue.
+ */
+describe('webhook sink in the agent', () => {
+  const redis = new Redis(6379, '127.0.0.1', { maxRetriesPerRequest: null });
+  afterAll(() => redis.disconnect());
+
+  /** Rows of the legacy customer export, one per key. */
+  const rows = (keys: string[]) => keys.map((k, i) => `${k};Jürgen;Straße ${i};${k.toLowerCase()}@example.de;${i + 1},00;15.01.2024;A`);
+
+  async function runAgainst(name: string, url: string, keys: string[], body: (dlq: DeadLetterQueue, agent: FerryProcess) => Promise<void>): Promise<void> {
+    const dir = tempWorkspace(name);
+    const prefix = uniquePrefix(name);
+    const config = customersPipelineConfig(dir, {
+      id: `test-${name}`,
+      logLevel: 'warn',
+      queue: { prefix },
+      minAgeMs: 200,
+      sinks: [{ name: 'hub', type: 'webhook', url, headers: { Authorization: 'Bearer ${env:HUB_TOKEN}' }, timeoutMs: 2000 }],
+      // Fewer attempts than the target fails in a row: only the circuit breaker's wait keeps the events out of the DLQ.
+      delivery: { partitions: 1, batch: { maxEvents: 500, maxWaitMs: 50 }, retry: { attempts: 6, initialMs: 20, maxMs: 100 } },
+    });
+    const dlq = new DeadLetterQueue(redis, prefix, 'customers', 'hub');
+    const agent = startAgent(config, { env: { HUB_TOKEN: 'tok-expired-5b1e' } });
+    try {
+      dropCsv(join(dir, 'inbox/kunden_a.csv'), rows(keys));
+      await body(dlq, agent);
+      expect(await agent.stop(), agent.stderr()).toBe(0);
+    } finally {
+      if (agent.proc.exitCode === null) await agent.kill();
+      await dlq.close();
+      await deleteRedisPrefix(prefix);
+    }
+  }
+
+  it('a 401 for the first 8 requests (an expired token), then 200: every event arrives, none goes to the DLQ, and the log says which credentials to fix', async () => {
+    const refusals = 8;
+    const server = await start({ script: Array.from({ length: refusals }, () => ({ status: 401, body: 'token expired' })) });
+    const keys = ['A1', 'A2', 'A3', 'A4', 'A5', 'A6'];
+    try {
+      await runAgainst('wh401', server.url, keys, async (dlq, agent) => {
+        await waitFor('every event at the webhook', () => server.received.size === keys.length || agent.proc.exitCode !== null, 40_000);
+        expect(server.statuses[401]).toBe(refusals);
+        expect([...server.received.values()].map((e) => e.subject).sort()).toEqual(keys);
+        expect(server.duplicateEvents).toBe(0);
+        expect(await dlq.depth()).toBe(0);
+        const log = agent.stderr();
+        expect(log).toContain('answered 401: token expired');
+        expect(log).toMatch(/credentials: they are likely wrong or expired\. Check headers\.Authorization of sink \\?"hub\\?" in ferry\.yaml/);
+        expect(log).not.toContain('tok-expired-5b1e');
+      });
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
+
+  it('a 422 for every batch that holds one poisoned event: that event alone lands in the DLQ, the others arrive', async () => {
+    const received = new Map<string, FerryEvent>();
+    let rejections = 0;
+    const server = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (req.method !== 'POST') return res.writeHead(204).end();
+        const events = JSON.parse(Buffer.concat(chunks).toString('utf8')) as FerryEvent[];
+        if (events.some((e) => e.subject === 'P1')) {
+          rejections++;
+          return res.writeHead(422, { 'content-type': 'text/plain' }).end('customer P1: email domain not allowed');
+        }
+        for (const e of events) received.set(e.id, e);
+        res.writeHead(204).end();
+      });
+    }).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`;
+    const keys = ['G1', 'G2', 'G3', 'P1', 'G4', 'G5', 'G6'];
+    try {
+      await runAgainst('wh422', url, keys, async (dlq, agent) => {
+        await waitFor('the poisoned event in the DLQ', async () => (await dlq.depth()) > 0 || agent.proc.exitCode !== null, 30_000);
+        await waitFor('the good events at the webhook', () => received.size === keys.length - 1, 10_000);
+        const entries = await dlq.list();
+        expect(entries).toHaveLength(1);
+        expect(entries[0]).toMatchObject({ code: 'FERRY_SINK_PERMANENT', sink: 'hub' });
+        expect(entries[0]!.reason).toContain('422');
+        expect(entries[0]!.reason).toContain('email domain not allowed');
+        expect(entries[0]!.events!.map((e) => e.subject)).toEqual(['P1']);
+        expect([...received.values()].map((e) => e.subject).sort()).toEqual(keys.filter((k) => k !== 'P1').sort());
+        // Bisection: the whole batch, then the halves holding P1, down to P1 alone.
+        expect(rejections).toBeGreaterThan(1);
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  }, 60_000);
 });
