@@ -13,10 +13,13 @@ const TEXT_TYPES = { getTypeParser: () => (value: string) => value };
 
 export type ClientKind = 'query' | 'replication';
 
+/** What Ferry's walsenders show in pg_stat_activity: `ferry check` tells a slot held by Ferry from one held by a stranger by it. */
+export const REPLICATION_APPLICATION_NAME = 'ferry-cdc';
+
 export function clientConfig(connection: string, kind: ClientKind): pg.ClientConfig {
   return {
     connectionString: connection,
-    application_name: kind === 'replication' ? 'ferry-cdc' : 'ferry-cdc-query',
+    application_name: kind === 'replication' ? REPLICATION_APPLICATION_NAME : 'ferry-cdc-query',
     options: SESSION_OPTIONS,
     types: TEXT_TYPES as pg.CustomTypesConfig,
     connectionTimeoutMillis: 10_000,

@@ -11,7 +11,8 @@ import { compareLsn } from './lsn.js';
 import { preflight } from './preflight.js';
 import { ReplicationStream, type StreamItem } from './replication-stream.js';
 import { SnapshotReader, type SnapshotProgress } from './snapshot.js';
-import { createSlot, createSlotWithSnapshot, dropSlot, ensurePublication, slotLagBytes, waitForSlotFree, type SlotState } from './slot.js';
+import { createSlot, createSlotWithSnapshot, dropSlot, ensurePublication, inspectPublication, slotLagBytes, waitForSlotFree, type SlotState } from './slot.js';
+import { inspectTables, requireCapturableTables } from './tables.js';
 
 /** How long a batch whose transaction is still open waits for more before it is handed over anyway. */
 const COMMIT_LINGER_MS = 25;
@@ -58,10 +59,13 @@ export class PostgresCdcSource implements Source {
     this.query = await connect(this.config.connection, 'query');
     try {
       await this.requireLogicalWal(this.query);
-      // The slot first: a wrong or busy slot stops here, before Ferry creates anything.
+      // The tables and the slot first: a missing table, one the publication
+      // would break, or a wrong or busy slot stops here, before Ferry creates anything.
+      const pub = await inspectPublication(this.query, this.config.publication, this.config.tables);
+      requireCapturableTables(await inspectTables(this.query, this.config.tables), this.config.publication, pub, ctx.pipeline, this.where);
       const slot = await waitForSlotFree(this.query, this.config.slot, this.where, SLOT_FREE_WAIT_MS);
       if (slot) await this.requireUsableSlot(this.query, slot);
-      const missing = await ensurePublication(this.query, this.config.publication, this.config.tables, this.where);
+      const missing = await ensurePublication(this.query, this.config.publication, this.config.tables, this.where, pub);
       if (missing.length > 0) {
         ctx.logger.warn({ publication: this.config.publication, missing }, `postgres-cdc: publication ${this.config.publication} does not publish ${missing.join(', ')}; their changes will not arrive (ALTER PUBLICATION ${this.config.publication} ADD TABLE ...)`);
       }

@@ -2,8 +2,9 @@ import type pg from 'pg';
 import type { CheckResult } from '../../agent/plugin/source.js';
 import type { ResolvedConfig } from './config.js';
 import { quoteIdent, quoteTable } from './config.js';
-import { connect } from './connection.js';
-import { inspectSlot, tablesMissingFromPublication } from './slot.js';
+import { connect, REPLICATION_APPLICATION_NAME } from './connection.js';
+import { inspectPublication, inspectSlot, type PublicationState } from './slot.js';
+import { describeIdentity, identityFix, identityProblem, inspectTables, type TableState } from './tables.js';
 
 type TextRow = Record<string, string | null>;
 
@@ -38,31 +39,17 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
       fix: `ALTER ROLE ${roleSql} WITH REPLICATION; -- as a superuser`,
     });
 
-    for (const table of config.tables) {
-      const t = await one(
-        `SELECT c.relreplident, has_table_privilege(c.oid, 'SELECT') AS can_select,
-                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk
-           FROM pg_class c WHERE c.oid = to_regclass($1)`,
-        [quoteTable(table)],
-      );
-      if (t.relreplident === undefined) {
+    const pub = await inspectPublication(client, config.publication, config.tables);
+    for (const t of await inspectTables(client, config.tables)) {
+      const table = t.name;
+      if (!t.exists) {
         results.push({ name: `table ${table}`, ok: false, detail: 'does not exist', fix: 'Correct `tables`, or create the table.' });
         continue;
       }
-      results.push({ name: `table ${table} select`, ok: t.can_select === 't', detail: t.can_select === 't' ? 'readable' : 'no SELECT privilege', fix: `GRANT SELECT ON ${quoteTable(table)} TO ${roleSql};` });
-      const identity = { d: 'default', f: 'full', i: 'index', n: 'nothing' }[t.relreplident ?? 'd'] ?? t.relreplident;
-      const pk = t.has_pk === 't';
-      const identityOk = identity === 'full' || identity === 'index' || (identity === 'default' && pk);
-      results.push({
-        name: `table ${table} replica identity`,
-        ok: identityOk,
-        severity: identityOk ? undefined : 'warning',
-        detail: `REPLICA IDENTITY ${String(identity).toUpperCase()}${pk ? '' : ', no primary key'}${identity === 'full' ? ' (before-images on updates and deletes)' : ''}`,
-        fix: pk ? `ALTER TABLE ${quoteTable(table)} REPLICA IDENTITY FULL; -- for before-images` : `ALTER TABLE ${quoteTable(table)} ADD PRIMARY KEY (...); or ALTER TABLE ${quoteTable(table)} REPLICA IDENTITY FULL;`,
-      });
+      results.push({ name: `table ${table} select`, ok: t.canSelect, detail: t.canSelect ? 'readable' : 'no SELECT privilege', fix: `GRANT SELECT ON ${quoteTable(table)} TO ${roleSql};` });
+      results.push(identityResult(t, config.publication, pub));
     }
 
-    const pub = await tablesMissingFromPublication(client, config.publication, config.tables);
     const createPublication = `CREATE PUBLICATION ${config.publication} FOR TABLE ${config.tables.map(quoteTable).join(', ')};`;
     if (!pub.exists) {
       // Ferry creates it at start, but only as the tables' owner with CREATE on
@@ -92,7 +79,10 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
     const slot = await inspectSlot(client, config.slot);
     const database = (await one('SELECT current_database() AS db')).db;
     const otherDb = slot !== undefined && slot.database !== database;
-    const slotOk = !slot || (!otherDb && slot.plugin === 'pgoutput' && slot.walStatus !== 'lost' && slot.activePid === null);
+    // A slot held by a Ferry walsender is this pipeline's agent at work (or its twin on another host): a note, not a failure.
+    const holder = slot && slot.activePid !== null ? (await one('SELECT application_name FROM pg_stat_activity WHERE pid = $1', [slot.activePid])).application_name : undefined;
+    const heldByFerry = holder === REPLICATION_APPLICATION_NAME;
+    const slotOk = !slot || (!otherDb && slot.plugin === 'pgoutput' && slot.walStatus !== 'lost' && (slot.activePid === null || heldByFerry));
     results.push({
       name: `slot ${config.slot}`,
       ok: slotOk,
@@ -102,11 +92,11 @@ export async function preflight(config: ResolvedConfig): Promise<CheckResult[]> 
           ? `belongs to database ${slot.database ?? '(physical slot)'}, not ${database}`
           : slot.walStatus === 'lost'
           ? 'lost: the server removed WAL it needed'
-          : slot.activePid !== null
-            ? `in use by pid ${slot.activePid}`
+          : slot.activePid !== null && !heldByFerry
+            ? `in use by pid ${slot.activePid}${holder ? ` (${holder})` : ''}`
             : slot.plugin !== 'pgoutput'
               ? `uses plugin ${slot.plugin}, not pgoutput`
-              : `confirmed up to ${slot.confirmedFlushLsn}, wal_status ${slot.walStatus}`,
+              : `${heldByFerry ? `read by a Ferry agent now (pid ${slot.activePid}, application_name ${holder}); ` : ''}confirmed up to ${slot.confirmedFlushLsn}, wal_status ${slot.walStatus}`,
       fix: otherDb
         ? 'Slot names are server-wide: give this pipeline another `slot` name.'
         : slot?.activePid
@@ -191,4 +181,17 @@ async function publicationBarriers(client: pg.Client, tables: string[]): Promise
   const { rows } = await client.query<TextRow>(`SELECT current_database() AS db, has_database_privilege(current_database(), 'CREATE') AS can_create`);
   if (rows[0]?.can_create !== 't') barriers.push({ kind: 'database', reason: `it has no CREATE privilege on database ${rows[0]?.db}`, database: rows[0]?.db ?? '' });
   return barriers;
+}
+
+/**
+ * A table without a replica identity fails the check whenever `ferry run`
+ * would refuse it: Postgres refuses UPDATE and DELETE on such a table in a
+ * publication that publishes them, so Ferry must not put it in one.
+ */
+function identityResult(t: TableState, publication: string, pub: PublicationState): CheckResult {
+  const name = `table ${t.name} replica identity`;
+  if (t.hasIdentity) return { name, ok: true, detail: `${describeIdentity(t)}${t.identity === 'full' ? ' (before-images on updates and deletes)' : ''}` };
+  const problem = identityProblem(t, publication, pub);
+  if (!problem) return { name, ok: true, detail: `${describeIdentity(t)}; publication ${publication} publishes inserts only, so no change needs a key` };
+  return { name, ok: false, detail: `${describeIdentity(t)}: ${problem}`, fix: `${identityFix(t.name)} -- or add a primary key` };
 }

@@ -95,33 +95,54 @@ export async function slotLagBytes(client: pg.Client, slot: string): Promise<num
   return lag ? Number(lag) : undefined;
 }
 
-/** Tables of `tables` that the publication does not publish (all of them when it does not exist). */
-export async function tablesMissingFromPublication(client: pg.Client, publication: string, tables: string[]): Promise<{ exists: boolean; missing: string[] }> {
-  const pub = await client.query<TextRow>(`SELECT puballtables FROM pg_publication WHERE pubname = $1`, [publication]);
-  if (pub.rows.length === 0) return { exists: false, missing: tables };
-  if (pub.rows[0]?.puballtables === 't') return { exists: true, missing: [] };
+/** The publication as far as Ferry cares: whether it exists, which of `tables` it lacks, and whether it publishes updates or deletes. */
+export interface PublicationState {
+  exists: boolean;
+  /** Tables of `tables` it does not publish (all of them when it does not exist). */
+  missing: string[];
+  /** Ferry creates it with the default `publish`, which includes both: true when it does not exist. */
+  publishesUpdatesOrDeletes: boolean;
+}
+
+export async function inspectPublication(client: pg.Client, publication: string, tables: string[]): Promise<PublicationState> {
+  const pub = await client.query<TextRow>(`SELECT puballtables, pubupdate OR pubdelete AS changes FROM pg_publication WHERE pubname = $1`, [publication]);
+  const row = pub.rows[0];
+  if (!row) return { exists: false, missing: tables, publishesUpdatesOrDeletes: true };
+  const publishesUpdatesOrDeletes = row.changes === 't';
+  if (row.puballtables === 't') return { exists: true, missing: [], publishesUpdatesOrDeletes };
   const { rows } = await client.query<TextRow>(`SELECT schemaname || '.' || tablename AS name FROM pg_publication_tables WHERE pubname = $1`, [publication]);
   const published = new Set(rows.map((r) => r.name));
-  return { exists: true, missing: tables.filter((t) => !published.has(t)) };
+  return { exists: true, missing: tables.filter((t) => !published.has(t)), publishesUpdatesOrDeletes };
 }
 
 /**
  * Creates the publication for the configured tables when it is missing. An
  * existing publication is used as given (an operator may manage it); tables
- * it lacks are reported, since their changes would silently not arrive.
+ * it lacks are returned, since their changes would silently not arrive.
+ * The source checks the tables first (tables.ts): that they exist, and that
+ * publishing them does not make Postgres refuse the application's writes.
+ * `known`: the publication as the caller just read it.
  */
-export async function ensurePublication(client: pg.Client, publication: string, tables: string[], where: string): Promise<string[]> {
-  const { exists, missing } = await tablesMissingFromPublication(client, publication, tables);
-  if (exists) return missing;
+export async function ensurePublication(client: pg.Client, publication: string, tables: string[], where: string, known?: PublicationState): Promise<string[]> {
+  const pub = known ?? (await inspectPublication(client, publication, tables));
+  if (pub.exists) return pub.missing;
   const sql = `CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${tables.map(quoteTable).join(', ')}`;
   try {
     await client.query(sql);
   } catch (error) {
     const e = error as { code?: string; message?: string };
-    if (e.code === '42501' || e.code === '42P01') {
+    if (e.code === '42501') {
       throw new FerryError('FERRY_PREFLIGHT_FAILED', `cannot create publication ${publication}: ${e.message}`, {
         where,
         fix: `Run as the tables' owner or a superuser: ${sql};`,
+        cause: error,
+      });
+    }
+    if (e.code === '42P01') {
+      // Dropped between the table check and here.
+      throw new FerryError('FERRY_CONFIG_INVALID', `cannot create publication ${publication}: ${e.message}`, {
+        where: `${where}, source.tables`,
+        fix: 'Create the table, or correct `tables`.',
         cause: error,
       });
     }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runFerry, uniquePrefix } from '../support/agent-process.js';
+import { spawn } from 'node:child_process';
+import { deleteRedisPrefix, runFerry, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
 import { rowPipelineWorkspace } from '../support/change-ledger.js';
 import { dropDatabaseAndSlots, pgQuery } from '../support/postgres.js';
 
@@ -19,6 +20,8 @@ const URL = `postgres://postgres@127.0.0.1:5432/${DB}`;
 const NO_REPLICATION = `ferry_norepl_${suffix}`;
 const NOT_OWNER = `ferry_notowner_${suffix}`;
 const OWNER_WITHOUT_CREATE = `ferry_owner_${suffix}`;
+const prefixes: string[] = [];
+const running: FerryProcess[] = [];
 
 beforeAll(async () => {
   await pgQuery(ADMIN, `CREATE DATABASE ${DB}`);
@@ -38,19 +41,23 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const p of running) if (p.proc.exitCode === null && p.proc.signalCode === null) await p.kill();
   await dropDatabaseAndSlots(ADMIN, DB);
+  for (const p of prefixes) await deleteRedisPrefix(p);
   await pgQuery(ADMIN, `DROP ROLE IF EXISTS ${NO_REPLICATION}; DROP ROLE IF EXISTS ${NOT_OWNER}; DROP ROLE IF EXISTS ${OWNER_WITHOUT_CREATE}`);
 });
 
-function workspace(role: string, publication: string, tables = ['orders', 'customers']): string {
+function workspace(role: string, publication: string, tables = ['orders', 'customers'], slot = `${DB}_slot`): string {
+  const prefix = uniquePrefix('pgcheck');
+  prefixes.push(prefix);
   return rowPipelineWorkspace({
     name: 'pg-check',
-    prefix: uniquePrefix('pgcheck'),
+    prefix,
     tables: tables.map((t) => ({ mapping: t, entity: t.replace(/s$/, ''), table: `public.${t}` })),
     source: `      type: postgres-cdc
       connection: "postgres://${role}@127.0.0.1:5432/${DB}"
       publication: ${publication}
-      slot: ${DB}_slot
+      slot: ${slot}
       tables: [${tables.map((t) => `public.${t}`).join(', ')}]`,
   }).config;
 }
@@ -109,4 +116,31 @@ describe('ferry check on postgres-cdc', () => {
     expect(fixed.code, fixed.stdout).toBe(0);
     expect(fixed.stdout).toMatch(/^✓ shop\/source \(postgres-cdc\) +publication ferry_check_owned +missing; Ferry creates it at start/m);
   });
+
+  it("takes the slot held by the pipeline's own running agent for a note, and one held by another reader for a failure", async () => {
+    const slot = `${DB}_running`;
+    const config = workspace('postgres', 'ferry_check_given', ['orders'], slot);
+    const agent = startAgent(config);
+    running.push(agent);
+    const activePid = () => pgQuery(ADMIN, `SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, [slot]).then((r) => r[0]?.active_pid as number | null | undefined);
+    const pid = await waitFor('the agent streaming from its slot', activePid, 60_000, 200);
+
+    const whileRunning = await runFerry(['check', '--config', config]);
+    expect(whileRunning.code, whileRunning.stdout).toBe(0);
+    expect(whileRunning.stdout).toMatch(new RegExp(`^✓ shop/source \\(postgres-cdc\\) +slot ${slot} +read by a Ferry agent now \\(pid ${pid}, application_name ferry-cdc\\); confirmed up to [0-9A-F]+/[0-9A-F]+`, 'm'));
+    expect(await agent.stop()).toBe(0);
+
+    // Another consumer on the same slot is a real conflict: `ferry run` would stand by behind it.
+    const recv = spawn('pg_recvlogical', ['-d', URL, '--slot', slot, '--start', '-o', 'proto_version=1', '-o', 'publication_names=ferry_check_given', '-f', '/dev/null'], { stdio: 'ignore' });
+    try {
+      const other = await waitFor('pg_recvlogical on the slot', activePid, 30_000, 200);
+      const conflict = await runFerry(['check', '--config', config]);
+      expect(conflict.code, conflict.stdout).toBe(1);
+      expect(failures(conflict.stdout)).toEqual([
+        { line: expect.stringMatching(new RegExp(`slot ${slot} +in use by pid ${other} \\(pg_recvlogical\\)$`)), fix: `Stop the other reader (SELECT * FROM pg_stat_replication WHERE pid = ${other}) or use another slot.` },
+      ]);
+    } finally {
+      recv.kill();
+    }
+  }, 120_000);
 });

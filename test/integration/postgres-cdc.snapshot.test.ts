@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError } from '../../agent/errors/index.js';
 import type { Checkpoint, SnapshotBatch, SnapshotRequest, SourceRecord } from '../../agent/plugin/source.js';
 import { ADMIN_URL, context, Driver, makeSource, TestDatabase } from './postgres-cdc.helpers.js';
+import { pgQuery } from '../support/postgres.js';
 
 const db = new TestDatabase();
 
@@ -13,6 +14,8 @@ beforeAll(async () => {
     CREATE TABLE public.lines (order_id int, line int, qty int, PRIMARY KEY (order_id, line));
     INSERT INTO public.lines SELECT g / 10, g % 10, g FROM generate_series(0, 1999) g;
     CREATE TABLE public.audit (msg text);
+    -- Keyless, so snapshots in ctid order stay covered; FULL, or Ferry would refuse to publish it (the application's UPDATEs would fail).
+    ALTER TABLE public.audit REPLICA IDENTITY FULL;
     INSERT INTO public.audit SELECT 'same' FROM generate_series(1, 5);
     -- Shared by several tests with different table lists: each test must see all of them published.
     CREATE PUBLICATION pub_snap FOR TABLE public.accounts, public.lines, public.audit;`);
@@ -290,25 +293,33 @@ describe('postgres-cdc slot faults', () => {
     const wrongPlugin = makeSource(db, { slot: 'slot_other_plugin', publication: 'pub_snap', tables: ['public.audit'] });
     await expect(wrongPlugin.open(undefined, context())).rejects.toMatchObject({ code: 'FERRY_PREFLIGHT_FAILED', message: expect.stringContaining('uses plugin test_decoding') });
     await wrongPlugin.close();
-    const elsewhere = makeSource(db, { connection: ADMIN_URL, slot: 'slot_other_plugin', publication: 'pub_elsewhere', tables: ['pg_catalog.pg_class'] });
-    await expect(elsewhere.open(undefined, context())).rejects.toMatchObject({ code: 'FERRY_PREFLIGHT_FAILED', message: expect.stringContaining(`belongs to database ${db.name}`) });
-    await elsewhere.close();
+    // A publishable table in the other database, so the slot is what is wrong there.
+    const probe = `public.ferry_elsewhere_${db.name}`;
+    await pgQuery(ADMIN_URL, `CREATE TABLE ${probe} (id int PRIMARY KEY)`);
+    const elsewhere = makeSource(db, { connection: ADMIN_URL, slot: 'slot_other_plugin', publication: 'pub_elsewhere', tables: [probe] });
+    try {
+      await expect(elsewhere.open(undefined, context())).rejects.toMatchObject({ code: 'FERRY_PREFLIGHT_FAILED', message: expect.stringContaining(`belongs to database ${db.name}`) });
+    } finally {
+      await elsewhere.close();
+      await pgQuery(ADMIN_URL, `DROP PUBLICATION IF EXISTS pub_elsewhere; DROP TABLE IF EXISTS ${probe}`);
+    }
     const found = (await elsewhere.check()).find((r) => r.name === 'slot slot_other_plugin');
     expect(found).toMatchObject({ ok: false, detail: `belongs to database ${db.name}, not postgres` });
   });
 
   it('preflights settings, privileges, tables, publication and slot with fixes', async () => {
     await db.sql(`CREATE TABLE IF NOT EXISTS public.full_ident (id int PRIMARY KEY, v int); ALTER TABLE public.full_ident REPLICA IDENTITY FULL`);
-    const source = makeSource(db, { slot: 'slot_check', publication: 'pub_check_missing', tables: ['public.accounts', 'public.nope', 'public.audit', 'public.full_ident'] });
+    await db.sql(`CREATE TABLE IF NOT EXISTS public.nokey (msg text)`);
+    const source = makeSource(db, { slot: 'slot_check', publication: 'pub_check_missing', tables: ['public.accounts', 'public.nope', 'public.audit', 'public.full_ident', 'public.nokey'] });
     const results = await source.check();
     const byName = new Map(results.map((r) => [r.name, r]));
-    // A table without a primary key under REPLICA IDENTITY DEFAULT: updates and deletes would carry no key.
-    expect(byName.get('table public.audit replica identity')).toMatchObject({
+    // A table without a primary key under REPLICA IDENTITY DEFAULT: in a publication, Postgres would refuse the application's UPDATE and DELETE.
+    expect(byName.get('table public.nokey replica identity')).toMatchObject({
       ok: false,
-      severity: 'warning',
-      detail: 'REPLICA IDENTITY DEFAULT, no primary key',
-      fix: expect.stringContaining('ALTER TABLE "public"."audit" ADD PRIMARY KEY'),
+      fix: expect.stringContaining('ALTER TABLE "public"."nokey" REPLICA IDENTITY FULL'),
     });
+    expect(byName.get('table public.nokey replica identity')?.severity).not.toBe('warning');
+    expect(byName.get('table public.audit replica identity')).toMatchObject({ ok: true, detail: 'REPLICA IDENTITY FULL, no primary key (before-images on updates and deletes)' });
     expect(byName.get('table public.full_ident replica identity')).toMatchObject({ ok: true, detail: 'REPLICA IDENTITY FULL (before-images on updates and deletes)' });
     expect(byName.get('wal_level')).toMatchObject({ ok: true });
     expect(byName.get('replication privilege')).toMatchObject({ ok: true });

@@ -84,6 +84,30 @@ describe('postgres-cdc streaming', () => {
     }
   });
 
+  it("stamps every change of a transaction with the transaction's commit time, not the statement's", async () => {
+    const driver = await new Driver(makeSource(db, { slot: 'stream_time', publication: 'pub_ledger', tables: ['public.ledger'], snapshot: 'never' })).open();
+    // Postgres' clock as microseconds since the epoch, comparable with the records' ISO times to the microsecond.
+    const utc = (expr: string) => `to_char(${expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+    try {
+      await db.sql('BEGIN');
+      const [first] = await db.sql<{ at: string }>(`INSERT INTO public.ledger VALUES (8001, 1) RETURNING ${utc('statement_timestamp()')} AS at`);
+      await db.sql('SELECT pg_sleep(1)');
+      await db.sql('INSERT INTO public.ledger VALUES (8002, 2)');
+      await db.sql('COMMIT');
+      const [after] = await db.sql<{ at: string }>(`SELECT ${utc('clock_timestamp()')} AS at`);
+      const records = await driver.count(2);
+      expect(records.map((r) => r.data.id)).toEqual([8001, 8002]);
+      const [a, b] = records as [SourceRecord, SourceRecord];
+      expect(a.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+      expect(b.time).toBe(a.time);
+      expect(micros(a.time) - micros(first!.at)).toBeGreaterThanOrEqual(1_000_000n);
+      expect(micros(a.time)).toBeLessThanOrEqual(micros(after!.at));
+    } finally {
+      await db.sql('ROLLBACK').catch(() => undefined); // only when a step above failed mid-transaction
+      await driver.close();
+    }
+  });
+
   it('never emits a rolled-back transaction', async () => {
     const driver = await new Driver(makeSource(db, { slot: 'stream_rollback', publication: 'pub_ledger', tables: ['public.ledger'], snapshot: 'never' })).open();
     try {
@@ -192,3 +216,10 @@ describe('postgres-cdc streaming', () => {
     }
   });
 });
+
+/** `2024-02-29T21:59:59.123456Z` → microseconds since the epoch. */
+function micros(iso: string): bigint {
+  const m = /^(.+T\d\d:\d\d:\d\d)\.(\d{6})Z$/.exec(iso);
+  if (!m) throw new Error(`not an ISO time with microseconds: ${iso}`);
+  return BigInt(Date.parse(`${m[1]}Z`)) * 1000n + BigInt(m[2]!);
+}
