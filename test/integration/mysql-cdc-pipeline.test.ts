@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, uniquePrefix, type FerryProcess } from '../support/agent-process.js';
-import { expectAllDelivered, snapshotThenWorkloadThroughKills } from '../support/change-ledger.js';
+import { expectAllDelivered, replayDifferences, replayedTables, snapshotThenWorkloadThroughKills, snapshotWhileWriting, type TableRows } from '../support/change-ledger.js';
 import { mariadbWorkload, mysqlCdcWorkspace } from '../support/workload-dialects.js';
 
 /**
@@ -59,5 +59,60 @@ describe('mysql-cdc → queue → file sink', () => {
     expect(expected.size).toBeGreaterThanOrEqual(200_000);
 
     await expectAllDelivered(agent, ws.out, expected);
+    // A consumer applying the events in order ends with the tables as they are.
+    const tables: TableRows = new Map();
+    const c = await mysql.createConnection(URL);
+    try {
+      for (const t of TABLES) {
+        const [rows] = await c.query(`SELECT id, version, note FROM ${t}`);
+        for (const r of rows as Array<{ id: number; version: number; note: string }>) tables.set(`${t}/${r.id}`, { version: Number(r.version), note: String(r.note) });
+      }
+    } finally {
+      await c.end();
+    }
+    expect(replayDifferences(replayedTables(ws.out), tables)).toEqual([]);
   }, 480_000);
+
+  it('takes its snapshot while the tables are written to: replaying the sink gives the tables as they are, in per-key order', async () => {
+    const db = `${DB}_busy`;
+    const url = `mysql://root@127.0.0.1:3306/${db}`;
+    await admin(`CREATE DATABASE ${db}`);
+    const busyPrefix = uniquePrefix('mybusy');
+    try {
+      const c = await mysql.createConnection(url);
+      try {
+        for (const t of TABLES) {
+          await c.query(`CREATE TABLE ${t} (id INT PRIMARY KEY, version INT NOT NULL, note VARCHAR(64) NOT NULL)`);
+          await c.query(`INSERT INTO ${t} SELECT seq, 1, 'seed' FROM seq_1_to_30000`);
+        }
+      } finally {
+        await c.end();
+      }
+      const ws = mysqlCdcWorkspace({ name: 'my-busy', prefix: busyPrefix, url, database: db });
+      await snapshotWhileWriting({
+        ...ws,
+        running,
+        seedRows: 30_000,
+        tableCount: TABLES.length,
+        changes: 20_000,
+        workload: mariadbWorkload(url),
+        tables: async () => {
+          const rows: TableRows = new Map();
+          const q = await mysql.createConnection(url);
+          try {
+            for (const t of TABLES) {
+              const [found] = await q.query(`SELECT id, version, note FROM ${t}`);
+              for (const r of found as Array<{ id: number; version: number; note: string }>) rows.set(`${t}/${r.id}`, { version: Number(r.version), note: String(r.note) });
+            }
+          } finally {
+            await q.end();
+          }
+          return rows;
+        },
+      });
+    } finally {
+      await admin(`DROP DATABASE IF EXISTS ${db}`).catch(() => {});
+      await deleteRedisPrefix(busyPrefix);
+    }
+  }, 300_000);
 });

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
-import { E2E_DELIVERY, expectAllDelivered, snapshotThenWorkloadThroughKills, rowPipelineWorkspace } from '../support/change-ledger.js';
+import { E2E_DELIVERY, expectAllDelivered, replayDifferences, replayedTables, snapshotThenWorkloadThroughKills, snapshotWhileWriting, rowPipelineWorkspace, type TableRows } from '../support/change-ledger.js';
 import { postgresCdcWorkspace, postgresWorkload } from '../support/workload-dialects.js';
 import { dropDatabaseAndSlots, pgQuery } from '../support/postgres.js';
 
@@ -66,7 +66,43 @@ describe('postgres-cdc → queue → file sink', () => {
       1000,
     );
     await expectAllDelivered(agent, ws.out, expected);
+    // A consumer applying the events in order ends with the tables as they are.
+    const tables: TableRows = new Map();
+    for (const t of TABLES) {
+      for (const r of await pgQuery(URL, `SELECT id, version, note FROM public.${t}`)) tables.set(`${t}/${r.id}`, { version: Number(r.version), note: String(r.note) });
+    }
+    expect(replayDifferences(replayedTables(ws.out), tables)).toEqual([]);
   }, 480_000);
+
+  it('takes its snapshot while the tables are written to: replaying the sink gives the tables as they are, in per-key order', async () => {
+    const db = `${DB}_busy`;
+    const url = `postgres://postgres@127.0.0.1:5432/${db}`;
+    await pgQuery(ADMIN, `CREATE DATABASE ${db}`);
+    try {
+      for (const t of TABLES) {
+        await pgQuery(url, `CREATE TABLE public.${t} (id integer PRIMARY KEY, version integer NOT NULL, note text NOT NULL)`);
+        await pgQuery(url, `INSERT INTO public.${t} SELECT g, 1, 'seed' FROM generate_series(1, 30000) g`);
+      }
+      const busyPrefix = uniquePrefix('pgbusy');
+      prefixes.push(busyPrefix);
+      const ws = postgresCdcWorkspace({ name: 'pg-busy', prefix: busyPrefix, url, slot: `${db}_slot`, publication: 'ferry_busy' });
+      await snapshotWhileWriting({
+        ...ws,
+        running,
+        seedRows: 30_000,
+        tableCount: TABLES.length,
+        changes: 20_000,
+        workload: postgresWorkload(url),
+        tables: async () => {
+          const rows: TableRows = new Map();
+          for (const t of TABLES) for (const r of await pgQuery(url, `SELECT id, version, note FROM public.${t}`)) rows.set(`${t}/${r.id}`, { version: Number(r.version), note: String(r.note) });
+          return rows;
+        },
+      });
+    } finally {
+      await dropDatabaseAndSlots(ADMIN, db);
+    }
+  }, 300_000);
 
   it('stands a second agent on the same slot by with a clear error instead of exiting, and lets it take over when the first stops', async () => {
     await pgQuery(URL, `CREATE TABLE public.standby (id integer PRIMARY KEY, version integer NOT NULL, note text NOT NULL)`);

@@ -35,16 +35,24 @@ export function missingAt(out: string, expected: ReadonlySet<string>): number {
  * Kills the agent with SIGKILL at random moments (2–6 s apart) and starts it
  * again, at least `min` and at most `max` times, until `finished()`.
  */
-export async function killAndRestart(config: string, first: FerryProcess, running: FerryProcess[], finished: () => boolean, opts: { min?: number; max?: number; env?: NodeJS.ProcessEnv } = {}): Promise<FerryProcess> {
+export async function killAndRestart(
+  config: string,
+  first: FerryProcess,
+  running: FerryProcess[],
+  finished: () => boolean,
+  opts: { min?: number; max?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ agent: FerryProcess; killsMidWorkload: number }> {
   const { min = 3, max = 4, env } = opts;
   let agent = first;
+  let killsMidWorkload = 0;
   for (let kills = 0; kills < max && (!finished() || kills < min); kills++) {
     await new Promise((r) => setTimeout(r, 2000 + Math.random() * 4000));
+    if (!finished()) killsMidWorkload++;
     await agent.kill();
     agent = startAgent(config, { env });
     running.push(agent);
   }
-  return agent;
+  return { agent, killsMidWorkload };
 }
 
 /**
@@ -70,8 +78,11 @@ export async function snapshotThenWorkloadThroughKills(opts: {
 
   let finished = false;
   const expectedPromise = opts.workload().finally(() => (finished = true));
-  agent = await killAndRestart(config, agent, running, () => finished);
+  const killed = await killAndRestart(config, agent, running, () => finished);
+  agent = killed.agent;
   const expected = await expectedPromise;
+  // At least one kill must hit the agent while changes were still being committed and streamed, not only a caught-up one.
+  expect(killed.killsMidWorkload).toBeGreaterThan(0);
   for (let id = 1; id <= seedRows; id++) for (const t of tables) expected.add(identity(t, id, 'r', 1));
   return { agent, expected };
 }
@@ -126,6 +137,54 @@ export async function expectAllDelivered(agent: FerryProcess, out: string, expec
   // Streamed changes name their transaction; snapshot reads have none.
   expect(events.filter((e) => (e.ferryop === 'r') === (e.ferrytxid !== undefined)).slice(0, 3)).toEqual([]);
   // Per-key order: the first delivery of each event, per key, has rising versions and a delete last.
+  expect(perKeyOutOfOrder(events)).toBe(0);
+  // Duplicates after a kill are the same events again, with the same ids.
+  expect(new Set(events.map(identityOf)).size).toBe(new Set(events.map((e) => e.id)).size);
+}
+
+/**
+ * A snapshot taken while the tables are being written: the agent starts on
+ * `seedRows` rows a table and `workload` (chunks of changes, each with its new
+ * ids from `firstNewId` on) runs from the first moment, in chunks until at least
+ * `changes` are committed and at least one chunk was committed while the sink
+ * still lacked part of the snapshot. Then a consumer replaying the sink must
+ * end with the tables as they are, and per-key order must hold.
+ */
+export async function snapshotWhileWriting(opts: {
+  config: string;
+  out: string;
+  running: FerryProcess[];
+  seedRows: number;
+  tableCount: number;
+  changes: number;
+  workload: (changes: number, firstNewId: number) => Promise<Set<string>>;
+  tables: () => Promise<TableRows>;
+}): Promise<void> {
+  const agent = startAgent(opts.config);
+  opts.running.push(agent);
+  const snapshotAtSink = () => readJsonLines<RowEvent>(opts.out).filter((e) => e.type.endsWith('.snapshot')).length;
+  const seeded = opts.tableCount * opts.seedRows;
+  let committed = 0;
+  let chunksDuringSnapshot = 0;
+  for (let chunk = 0; committed < opts.changes || chunksDuringSnapshot === 0; chunk++) {
+    expect(chunk, 'no chunk of changes was committed while the snapshot was still on its way').toBeLessThan(200);
+    // A chunk inserts fewer than 2,000 new ids a table; its updates and deletes reach the seed rows and earlier chunks.
+    committed += (await opts.workload(1000, opts.seedRows + 1 + chunk * 2000)).size;
+    if (snapshotAtSink() < seeded) chunksDuringSnapshot++;
+  }
+  const tables = await opts.tables();
+  await waitFor('the sink replayed to the tables', () => replayDifferences(replayedTables(opts.out), tables).length === 0 || agent.proc.exitCode !== null, 180_000, 1000).catch((err: Error) => {
+    throw new Error(`${err.message}: ${replayDifferences(replayedTables(opts.out), tables).join('; ')}; agent stderr: ${agent.stderr().slice(-2000)}`);
+  });
+  expect(agent.proc.exitCode, agent.stderr()).toBeNull();
+  expect(await agent.stop()).toBe(0);
+  const events = readJsonLines<RowEvent>(opts.out);
+  expect(perKeyOutOfOrder(events)).toBe(0);
+  expect(events.some((e) => e.data.note === 'rolled-back')).toBe(false);
+}
+
+/** Events whose key already had a newer version at the sink (first deliveries only: a repeat after a kill is the same change again). */
+export function perKeyOutOfOrder(events: readonly RowEvent[]): number {
   const firstSeen = new Set<string>();
   const lastVersion = new Map<string, number>();
   let outOfOrder = 0;
@@ -137,9 +196,37 @@ export async function expectAllDelivered(agent: FerryProcess, out: string, expec
     if ((lastVersion.get(key) ?? 0) > v) outOfOrder++;
     lastVersion.set(key, v);
   }
-  expect(outOfOrder).toBe(0);
-  // Duplicates after a kill are the same events again, with the same ids.
-  expect(new Set(events.map(identityOf)).size).toBe(firstSeen.size);
+  return outOfOrder;
+}
+
+/** A row as the end-to-end tables hold it, keyed `table/id`. */
+export type TableRows = Map<string, { version: number; note: string }>;
+
+/**
+ * The tables a consumer rebuilds by applying the sink's events in the order
+ * they arrived (snapshot reads, inserts and updates set the row, deletes
+ * remove it; a repeat after a kill applies the same change again).
+ */
+export function replayedTables(out: string): TableRows {
+  const rows: TableRows = new Map();
+  for (const e of readJsonLines<RowEvent>(out)) {
+    const key = `${e.type.split('.')[0]}s/${e.data.id}`;
+    if (e.type.endsWith('.deleted')) rows.delete(key);
+    else rows.set(key, { version: e.data.version ?? 0, note: e.data.note ?? '' });
+  }
+  return rows;
+}
+
+/** The rows where the replay of the sink and the tables disagree (at most `limit`), as `key: table … replay …`. */
+export function replayDifferences(replay: TableRows, tables: TableRows, limit = 5): string[] {
+  const out: string[] = [];
+  for (const key of new Set([...replay.keys(), ...tables.keys()])) {
+    const a = JSON.stringify(tables.get(key) ?? null);
+    const b = JSON.stringify(replay.get(key) ?? null);
+    if (a !== b) out.push(`${key}: table ${a}, replay ${b}`);
+    if (out.length >= limit) break;
+  }
+  return out;
 }
 
 /**
