@@ -8,12 +8,16 @@ import { Type, type Static } from '@sinclair/typebox';
 export const FerryEventSchema = Type.Object(
   {
     specversion: Type.Literal('1.0'),
-    id: Type.String({ description: 'Deterministic: the same change always gets the same id, across restarts and re-reads.' }),
-    source: Type.String({ description: 'ferry://AGENT/PIPELINE' }),
-    type: Type.String({ description: 'ENTITY.OPERATION, e.g. customer.updated' }),
+    id: Type.String({ minLength: 1, description: 'Deterministic: the same change always gets the same id, across restarts and re-reads.' }),
+    source: Type.String({ minLength: 1, format: 'uri-reference', description: 'ferry://AGENT/PIPELINE, the agent id percent-encoded where it is not a plain host name.' }),
+    type: Type.String({ minLength: 1, description: 'ENTITY.OPERATION, e.g. customer.updated' }),
     subject: Type.String({ description: 'The canonical key; several key fields are joined with "|".' }),
     time: Type.String({ format: 'date-time', description: "The source's commit or file time." }),
-    dataschema: Type.String({ description: 'The contract and version the data matches, e.g. contracts/customer.v1.schema.json' }),
+    dataschema: Type.String({
+      format: 'uri',
+      pattern: '^[^#]*$',
+      description: "The contract the data matches, as an absolute URI: the contract's own $id when it is one, else urn:ferry:contract:NAME:VERSION from its file name, e.g. urn:ferry:contract:customer:v1.",
+    }),
     datacontenttype: Type.Literal('application/json'),
     data: Type.Record(Type.String(), Type.Unknown(), { description: 'The canonical record; for a delete, the key and whatever before-image exists.' }),
     ferryop: Type.Union([Type.Literal('c'), Type.Literal('u'), Type.Literal('d'), Type.Literal('r'), Type.Literal('t')], {

@@ -9,7 +9,7 @@ const event = (i: number): FerryEvent => ({
   type: 'customer.created',
   subject: `K${i}|"x"`,
   time: '2024-01-31T00:00:00.000Z',
-  dataschema: 'customer/v1',
+  dataschema: 'urn:ferry:contract:customer:v1',
   datacontenttype: 'application/json',
   data: { id: `K${i}`, name: 'Jürgen Straßer €\nzwei Zeilen', nested: { a: [1, null, 'ß'] } },
   ferryop: 'c',

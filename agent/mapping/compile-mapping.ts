@@ -76,7 +76,8 @@ export function compileMapping(name: string, file: MappingFile, contract: Contra
   const keyFields = file.key;
   const keySet = new Set(keyFields);
   const singleKey = keyFields.length === 1 ? keyFields[0] : undefined;
-  const source = `ferry://${ctx.agentId}/${ctx.pipeline}`;
+  // CloudEvents wants a URI-reference: host names pass unchanged, any other agent id is percent-encoded.
+  const source = `ferry://${encodeURIComponent(ctx.agentId)}/${ctx.pipeline}`;
   const types = { c: eventType(entity, 'c'), u: eventType(entity, 'u'), d: eventType(entity, 'd'), r: eventType(entity, 'r'), t: eventType(entity, 't') };
   const violation = (record: SourceRecord, violations: Violation[]): MapOutcome => ({ kind: 'violation', code: 'FERRY_CONTRACT_VIOLATION', mapping: name, contract: contract.id, violations, record });
 
@@ -88,7 +89,7 @@ export function compileMapping(name: string, file: MappingFile, contract: Contra
       type: types[record.op],
       subject,
       time: record.time,
-      dataschema: contract.id,
+      dataschema: contract.uri,
       datacontenttype: 'application/json',
       data,
       ferryop: record.op,

@@ -12,8 +12,10 @@ const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormat
 
 /** A contract compiled once at load time. */
 export interface Contract {
-  /** The contract and version, e.g. `customer/v1`: the event's `dataschema`. */
+  /** The contract and version for people, e.g. `customer/v1`: what dead letters and messages name. */
   readonly id: string;
+  /** The event's `dataschema`: an absolute URI (see `contractUri`). */
+  readonly uri: string;
   readonly file: string;
   readonly validate: ValidateFunction;
 }
@@ -24,9 +26,37 @@ export interface Contract {
  */
 export function contractId(file: string, schema: { $id?: unknown }): string {
   if (typeof schema.$id === 'string' && schema.$id !== '') return schema.$id;
+  return nameAndVersion(file).join('/');
+}
+
+function nameAndVersion(file: string): string[] {
   const base = path.basename(file).replace(/\.json$/, '').replace(/\.schema$/, '');
   const m = /^(.+)\.(v\d+)$/.exec(base);
-  return m ? `${m[1]}/${m[2]}` : base;
+  return m ? [m[1]!, m[2]!] : [base];
+}
+
+// What `format: uri` in docs/schemas/event.schema.json accepts, so an event
+// never fails the schema Ferry publishes for it.
+const uriFormat = (() => {
+  const ajv = new Ajv({ strict: false });
+  addFormats(ajv);
+  return ajv.compile({ type: 'string', format: 'uri' });
+})();
+
+/**
+ * The event's `dataschema`. CloudEvents 1.0 types it as an absolute URI
+ * (RFC 3986 section 4.3: a scheme, no fragment), so a bare `customer/v1` is
+ * not allowed. The schema's own `$id` when it is one (an empty fragment, as
+ * in `https://hub.example/customer.json#`, is dropped); otherwise a URN from
+ * the file name, `customer.v1.schema.json` ⇒ `urn:ferry:contract:customer:v1`,
+ * which depends on nothing but the name, so every agent gives the same one.
+ */
+export function contractUri(file: string, schema: { $id?: unknown }): string {
+  if (typeof schema.$id === 'string') {
+    const id = schema.$id.endsWith('#') ? schema.$id.slice(0, -1) : schema.$id;
+    if (!id.includes('#') && uriFormat(id)) return id;
+  }
+  return `urn:ferry:contract:${nameAndVersion(file).map(encodeURIComponent).join(':')}`;
 }
 
 function ajvFor(schema: { $schema?: unknown }): Ajv {
@@ -55,7 +85,7 @@ export async function loadContract(file: string): Promise<Contract> {
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) throw new Error(`contract ${file} must hold a JSON Schema object`);
   try {
     const validate = ajvFor(schema).compile(schema);
-    return { id: contractId(file, schema), file, validate };
+    return { id: contractId(file, schema), uri: contractUri(file, schema), file, validate };
   } catch (err) {
     throw new Error(`contract ${file} is not a valid JSON Schema: ${(err as Error).message}`);
   }

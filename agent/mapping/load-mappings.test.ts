@@ -46,7 +46,7 @@ describe('the reference mapping (mappings/customers.yaml)', () => {
         type: 'customer.created',
         subject: '10001',
         time: '2024-01-31T10:00:00.000Z',
-        dataschema: 'customer/v1',
+        dataschema: 'urn:ferry:contract:customer:v1',
         datacontenttype: 'application/json',
         data: { id: '10001', name: 'Jürgen Straßer', email: 'juergen.strasser@example.de', balance: '1234.50', since: '2024-01-31', status: 'active', origin: 'legacy-erp' },
         ferryop: 'c',
@@ -251,7 +251,7 @@ fields:
     ]);
   });
 
-  it('takes the contract id from $id, and from the file name otherwise', async () => {
+  it('takes dataschema from an absolute $id, and from the file name otherwise', async () => {
     const dir = await folder({
       'order.v3.schema.json': JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', type: 'object' }),
       'other.schema.json': JSON.stringify({ $id: 'https://hub.example/schemas/order/v4', type: 'object' }),
@@ -260,7 +260,7 @@ fields:
     });
     const set = await loadMappings(['a.yaml', 'b.yaml'], { ...ctx, baseDir: dir });
     const out = set.apply(record({ ID: 1 }, { origin: { kind: 'script', name: 'legacy-orders' } }));
-    expect(out.map((o) => o.kind === 'event' && o.event.dataschema)).toEqual(['order/v3', 'https://hub.example/schemas/order/v4']);
+    expect(out.map((o) => o.kind === 'event' && o.event.dataschema)).toEqual(['urn:ferry:contract:order:v3', 'https://hub.example/schemas/order/v4']);
     expect(out.map((o) => o.kind === 'event' && o.event.type)).toEqual(['order.created', 'order2.created']);
   });
 });

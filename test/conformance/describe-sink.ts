@@ -15,6 +15,19 @@ export interface SinkTarget<C> {
   env: PluginEnv;
   /** Every event the target holds, in arrival order; a target that keeps duplicates returns them. */
   readBack(): Promise<Array<Record<string, unknown>>>;
+  /**
+   * Set when the target itself drops an event whose `id` it already holds (a
+   * receiver doing what docs/sinks/webhook.md asks), so a replay leaves no new
+   * copies. Unset, the target keeps what it is sent (a file, a stream) and a
+   * replay must show up again in full.
+   */
+  dropsDuplicates?: boolean;
+  /**
+   * For sinks that send a de-duplication key besides the event ids (the
+   * webhook's `Idempotency-Key`): every key the target received, in arrival
+   * order, one per request or message. A replay must repeat them.
+   */
+  dedupeKeys?(): Promise<string[]>;
   cleanup?(): Promise<void>;
 }
 
@@ -54,7 +67,7 @@ export function sampleEvents(count: number, tag: string = 'conformance'): FerryE
     type: 'customer.created',
     subject: `K${i}`,
     time: new Date(Date.UTC(2024, 0, 1, 0, 0, i % 60)).toISOString(),
-    dataschema: 'contracts/customer.v1.schema.json',
+    dataschema: 'urn:ferry:contract:customer:v1',
     datacontenttype: 'application/json' as const,
     data: { id: `K${i}`, name: `Müller ${i} €`, balance: '1234.50' },
     ferryop: 'c' as const,
@@ -66,8 +79,9 @@ export function sampleEvents(count: number, tag: string = 'conformance'): FerryE
 /**
  * The suite every sink runs (docs/specs/component.md): schema hygiene, bad
  * config rejected, open/close in time, a real check, a batch read back exactly,
- * replays de-duplicable by event id, failures classified as retryable or
- * permanent, and aborts honoured promptly.
+ * a replay that reaches the target with the same ids and bytes (and the same
+ * de-duplication keys), failures classified as retryable or permanent, and
+ * aborts honoured promptly.
  */
 export function describeSink<S extends TObject>(name: string, harness: SinkHarness<S>): void {
   const limit = harness.timeoutMs ?? 5000;
@@ -150,14 +164,36 @@ export function describeSink<S extends TObject>(name: string, harness: SinkHarne
       });
     });
 
-    it('is idempotent on replay: the same batch twice is de-duplicable by event id', async () => {
+    // At-least-once means the framework writes a batch again after a crash or a
+    // retry. What the target then holds must let it drop the copy: the same ids
+    // and the same content as the first time, never a partial, reordered or
+    // altered replay, and never anything lost from the first write.
+    it('is idempotent on replay: the same batch twice reaches the target with the same ids and bytes', async () => {
       const events = sampleEvents(20, `${name}-replay`);
       const target = await harness.target();
       await withSink(target, async (sink) => {
         await sink.write(events, new AbortController().signal);
+        const first = await target.readBack();
+        const firstKeys = await target.dedupeKeys?.();
         await sink.write(events, new AbortController().signal);
-        const byId = new Map((await target.readBack()).map((e) => [e.id, e]));
-        expect([...byId.values()]).toEqual(events);
+        const all = await target.readBack();
+
+        expect(first, 'the first write').toEqual(events);
+        expect(all.slice(0, first.length), 'the replay changed what the target already held').toEqual(first);
+        const replayed = all.slice(first.length);
+        if (target.dropsDuplicates) expect(replayed, 'the target drops duplicates by id, yet the replay added events').toEqual([]);
+        else expect(replayed, 'the replay must reach the target again, complete and in order').toEqual(events);
+        // Same bytes, not just equal objects: the copy must serialize exactly like the original.
+        expect(replayed.map((e) => JSON.stringify(e))).toEqual(first.slice(0, replayed.length).map((e) => JSON.stringify(e)));
+        for (const e of all) expect(typeof e.id === 'string' && e.id !== '', `an event reached the target without its id: ${JSON.stringify(e)}`).toBe(true);
+        expect(new Set(all.map((e) => e.id))).toEqual(new Set(events.map((e) => e.id)));
+
+        if (target.dedupeKeys) {
+          const keys = await target.dedupeKeys();
+          expect(firstKeys!.length, 'the first write sent no de-duplication key').toBeGreaterThan(0);
+          for (const k of firstKeys!) expect(k, 'an empty de-duplication key').toBeTruthy();
+          expect(keys, 'the replay must repeat the de-duplication keys of the first write').toEqual([...firstKeys!, ...firstKeys!]);
+        }
       });
     });
 

@@ -28,6 +28,9 @@ async function chaosTarget(options: ChaosOptions = {}, extra: Partial<WebhookSin
     config: { name: 'hub', type: 'webhook', url: server.url, secret: SECRET, timeoutMs: 2000, ...extra },
     env: { configDir: '/tmp' },
     readBack: async () => [...server.received.values()],
+    // The test receiver drops a repeated Idempotency-Key, as docs/sinks/webhook.md asks receivers to.
+    dropsDuplicates: true,
+    dedupeKeys: async () => [...server.keys],
     cleanup: () => server.close(),
   };
 }

@@ -45,6 +45,8 @@ export interface ChaosWebhookServer {
   readonly duplicateBatches: number;
   /** The Idempotency-Keys of those dropped requests. */
   readonly duplicateKeys: ReadonlySet<string>;
+  /** The Idempotency-Key of every well-formed delivery, repeats included, in arrival order. */
+  readonly keys: readonly string[];
   /**
    * Slow answers whose client hung up before the answer was sent: the sink
    * really timed out. Their batches were accepted before the slow answer, so
@@ -76,6 +78,7 @@ export async function start(options: ChaosOptions = {}): Promise<ChaosWebhookSer
   const received = new Map<string, Record<string, unknown>>();
   const seenKeys = new Set<string>();
   const duplicateKeys = new Set<string>();
+  const keys: string[] = [];
   const abandonedKeys = new Set<string>();
   const statuses: Record<number, number> = {};
   const timers = new Set<NodeJS.Timeout>();
@@ -105,6 +108,7 @@ export async function start(options: ChaosOptions = {}): Promise<ChaosWebhookSer
       counts.badRequests++;
       return 400;
     }
+    keys.push(key);
     if (seenKeys.has(key)) {
       counts.duplicateBatches++;
       duplicateKeys.add(key);
@@ -173,6 +177,7 @@ export async function start(options: ChaosOptions = {}): Promise<ChaosWebhookSer
     get goodSignatures() { return counts.goodSignatures; },
     get duplicateBatches() { return counts.duplicateBatches; },
     duplicateKeys,
+    keys,
     get abandoned() { return counts.abandoned; },
     abandonedKeys,
     get duplicateEvents() { return counts.duplicateEvents; },

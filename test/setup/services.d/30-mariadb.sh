@@ -2,24 +2,23 @@
 # Turn on MariaDB's row-based binlog for the mysql-cdc tests (and show the
 # settings an operator needs, see docs/sources/mysql-cdc.md).
 #
-# Runs as root on a brand-new machine (CI=true, no stdin) and again on a
-# machine where it already ran: it writes the config file, and restarts the
-# server only when the running server does not already have these settings.
+# Runs on a brand-new machine (as root with CI=true and no stdin, or as a user
+# with sudo) and again on a machine where it already ran: it writes the config
+# file when it differs, and restarts the server only when the running server
+# does not already have these settings. On a set-up machine it needs no root.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../as-root.sh"
 
 CONF_DIR=/etc/mysql/mariadb.conf.d
 CONF_FILE=$CONF_DIR/60-ferry-binlog.cnf
 MY_CNF=/etc/mysql/my.cnf
-START=(start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd)
 
 if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq mariadb-server mariadb-client
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server mariadb-client
 fi
 
-mkdir -p "$CONF_DIR"
-cat >"$CONF_FILE" <<'EOF'
+CONF=$(cat <<'EOF'
 # Written by Ferry's test setup (test/setup/services.d/30-mariadb.sh).
 # What the mysql-cdc source needs; see docs/sources/mysql-cdc.md.
 [mysqld]
@@ -33,10 +32,15 @@ binlog_row_metadata        = FULL
 # keep a week of binlog: a reader that was down less than that resumes
 binlog_expire_logs_seconds = 604800
 EOF
+)
+if [ "$(cat "$CONF_FILE" 2>/dev/null)" != "$CONF" ]; then
+  as_root mkdir -p "$CONF_DIR"
+  printf '%s\n' "$CONF" | as_root tee "$CONF_FILE" >/dev/null
+fi
 
 # Debian's my.cnf normally includes the folder; a stripped-down one may not.
 if [ -f "$MY_CNF" ] && ! grep -Eq "^\s*!includedir\s+$CONF_DIR/?\s*$" "$MY_CNF"; then
-  printf '\n!includedir %s/\n' "$CONF_DIR" >>"$MY_CNF"
+  printf '\n!includedir %s/\n' "$CONF_DIR" | as_root tee -a "$MY_CNF" >/dev/null
 fi
 
 mysql_q() { mariadb -uroot -h127.0.0.1 -N -B -e "$1" 2>/dev/null; }
@@ -55,11 +59,15 @@ settings_applied() {
   [ "$(mysql_q "SELECT CONCAT(@@log_bin + 0, '/', @@binlog_format, '/', @@binlog_row_image, '/', @@binlog_row_metadata)")" = "1/ROW/FULL/FULL" ]
 }
 
-mkdir -p /run/mysqld /var/log/mysql
-chown mysql:mysql /run/mysqld /var/log/mysql 2>/dev/null || true
+# As the machine starts it (no systemd in containers); mariadbd switches to the mysql user itself.
+start_server() {
+  as_root mkdir -p /run/mysqld /var/log/mysql
+  as_root chown mysql:mysql /run/mysqld /var/log/mysql 2>/dev/null || true
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+}
 
 if ! mysql_q 'SELECT 1' >/dev/null; then
-  "${START[@]}"
+  start_server
   wait_up
 fi
 
@@ -74,7 +82,7 @@ for _ in $(seq 1 120); do
   if ! pgrep -x mariadbd >/dev/null; then break; fi
   sleep 0.5
 done
-"${START[@]}"
+start_server
 wait_up
 
 if ! settings_applied; then
