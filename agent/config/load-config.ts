@@ -13,6 +13,9 @@ import { resolveSecrets } from './resolve-secrets.js';
 import { FerryConfigSchema, type FerryConfig } from './schema.js';
 import { parseLocatedYaml } from '../mapping/yaml-locate.js';
 import { fieldName } from './field-path.js';
+import { pluginEntryProblems, rememberConfigText } from './plugin-problems.js';
+import type { SinkPlugin, SourcePlugin } from '../plugin/define.js';
+import { secretRedactor } from '../telemetry/logger.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext it arrives wrapped.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
@@ -29,7 +32,8 @@ const secretsOf = new WeakMap<FerryConfig, readonly string[]>();
  * Reads, validates and resolves a ferry.yaml.
  *
  * Collects every problem (YAML syntax, unknown or missing keys, wrong types,
- * unknown plugin types, plugin fields, duplicate names, unresolvable secrets)
+ * unknown plugin types, plugin fields, what a plugin's own `validate` or
+ * constructor refuses, duplicate names, unresolvable secrets)
  * and throws them together as one `ConfigError`, each located to
  * `file:line:col` and a field path such as `pipelines[0].sinks[1].url`.
  *
@@ -72,13 +76,30 @@ export async function loadConfig(file: string, opts: { env?: NodeJS.ProcessEnv }
   applyDefaults(FerryConfigSchema, value);
   if (!validateRoot(value)) problems.push(...ajvProblems(validateRoot.errors ?? [], [], secrets.paths));
   const pipelines = Array.isArray((value as { pipelines?: unknown }).pipelines) ? ((value as { pipelines: unknown[] }).pipelines) : [];
+  const entries: { plugin: SourcePlugin | SinkPlugin; entry: Record<string, unknown>; path: (string | number)[] }[] = [];
+  const check = (kind: 'source' | 'sink', entry: unknown, path: (string | number)[]) => {
+    const found = checkPlugin(kind, entry, path, secrets.paths);
+    problems.push(...found);
+    if (!found.length && isObject(entry)) {
+      const plugin = kind === 'source' ? findSource(String(entry.type)) : findSink(String(entry.type));
+      if (plugin) entries.push({ plugin, entry, path });
+    }
+  };
   pipelines.forEach((pipeline, i) => {
     if (!isObject(pipeline)) return;
-    problems.push(...checkPlugin('source', pipeline.source, ['pipelines', i, 'source'], secrets.paths));
-    if (Array.isArray(pipeline.sinks)) pipeline.sinks.forEach((sink, j) => problems.push(...checkPlugin('sink', sink, ['pipelines', i, 'sinks', j], secrets.paths)));
+    check('source', pipeline.source, ['pipelines', i, 'source']);
+    if (Array.isArray(pipeline.sinks)) pipeline.sinks.forEach((sink, j) => check('sink', sink, ['pipelines', i, 'sinks', j]));
     problems.push(...duplicates(Array.isArray(pipeline.sinks) ? pipeline.sinks : [], ['pipelines', i, 'sinks'], 'sink', 'within this pipeline'));
   });
   problems.push(...duplicates(pipelines, ['pipelines'], 'pipeline', 'in this file'));
+
+  // What only the plugin can judge (an encoding name, a cron expression), for entries that passed their schema and
+  // whose secrets resolved: otherwise the plugin would judge a value the user did not write.
+  const redact = secretRedactor(secrets.values) ?? ((s: string) => s);
+  for (const { plugin, entry, path } of entries) {
+    if (problems.some((p) => startsWith(p.path, path))) continue;
+    for (const p of await pluginEntryProblems(plugin, entry, { configDir: dir })) problems.push({ path: [...path, ...p.path], message: redact(p.message) });
+  }
 
   if (problems.length) {
     const located: ConfigProblem[] = problems
@@ -94,6 +115,7 @@ export async function loadConfig(file: string, opts: { env?: NodeJS.ProcessEnv }
   config.agent.id ??= hostname();
   config.agent.dataDir = resolve(dir, config.agent.dataDir);
   secretsOf.set(config, [...new Set(secrets.values)]);
+  rememberConfigText(config, file, yaml);
   return config;
 }
 
@@ -140,6 +162,10 @@ function duplicates(items: unknown[], path: (string | number)[], what: string, s
     else problems.push({ path: [...path, i, 'name'], message: `${what} name \`${item.name}\` is already used by ${fieldName([...path, first])} — names must be unique ${scope}` });
   });
   return problems;
+}
+
+function startsWith(path: readonly (string | number)[], prefix: readonly (string | number)[]): boolean {
+  return prefix.every((seg, i) => path[i] === seg);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -22,7 +22,7 @@ export const AgentSchema = Type.Object(
           listen: Type.String({ default: '127.0.0.1:9464', description: 'host:port of the admin HTTP server (/healthz, /readyz, /metrics). Loopback by default.' }),
           token: Type.Optional(Type.String({ description: 'Bearer token required by the admin server, e.g. "${env:FERRY_ADMIN_TOKEN}".' })),
         },
-        { additionalProperties: false, description: 'The admin HTTP server: /healthz, /readyz, /metrics and the queue dashboard. Off unless this section is present.' },
+        { additionalProperties: false, description: 'The admin HTTP server: /healthz, /readyz and /metrics. Off unless this section is present.' },
       ),
     ),
   },

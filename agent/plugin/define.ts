@@ -9,12 +9,20 @@ import type { Sink } from './sink.js';
  * (docs are generated from it). `create` gets the config already validated
  * and with secrets resolved, plus the folder of the config file for relative
  * paths.
+ *
+ * `validate`, when present, finds what the schema cannot say (an encoding
+ * name, a cron expression, two fields that exclude each other) without I/O.
+ * The configuration loader runs it, and then a trial `create` + `close`, for
+ * every entry that passed the schema, so `ferry check --offline`, `ferry
+ * check` and `ferry run` all report such a mistake as a configuration
+ * problem at its line in ferry.yaml (exit 2).
  */
 export interface SourcePlugin<S extends TObject = TObject> {
   kind: 'source';
   type: string;
   summary: string;
   config: S;
+  validate?(config: Static<S>, env: PluginEnv): PluginConfigProblem[];
   create(config: Static<S>, env: PluginEnv): Source;
 }
 
@@ -24,7 +32,19 @@ export interface SinkPlugin<S extends TObject = TObject> {
   type: string;
   summary: string;
   config: S;
+  validate?(config: Static<S>, env: PluginEnv): PluginConfigProblem[];
   create(config: Static<S>, env: PluginEnv): Sink;
+}
+
+/**
+ * One mistake in a plugin's own config entry, found by its `validate`. The
+ * loader turns it into `ferry.yaml:LINE  pipelines[N].source.<path>: message`.
+ */
+export interface PluginConfigProblem {
+  /** Path inside the entry, e.g. `['format', 'encoding']`; `[]` for the entry as a whole. */
+  path: (string | number)[];
+  /** `<what is wrong> — <how to fix it>`; never a secret. */
+  message: string;
 }
 
 /** Facts a plugin may need when it is created. */

@@ -4,15 +4,16 @@
  * and circuit changes go to the main thread as messages; `close` drains.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { locatePluginError } from '../config/plugin-problems.js';
 import type { FerryConfig } from '../config/schema.js';
-import { FerryError } from '../errors/index.js';
+import { ConfigError, FerryError } from '../errors/index.js';
 import type { Sink } from '../plugin/sink.js';
 import { DeadLetterQueue } from '../queue/dead-letter-queue.js';
 import { DeliveryWorkers, type DeliveryTelemetry } from '../queue/delivery-worker.js';
 import { connectRedis, waitReady } from '../queue/redis-connection.js';
 import { findSink } from '../sink-registry.js';
 import { createLogger } from '../telemetry/logger.js';
-import type { DeliveryThreadData, ToDeliveryThread, FromDeliveryThread } from './delivery-thread.js';
+import type { DeliveryThreadData, ToDeliveryThread, FromDeliveryThread, SerializedError } from './delivery-thread.js';
 
 const port = parentPort!;
 const { config, url, prefix, secrets } = workerData as DeliveryThreadData;
@@ -33,13 +34,22 @@ const running: Array<{ name: string; sink: Sink; workers: DeliveryWorkers; deadL
 
 async function start(cfg: FerryConfig): Promise<void> {
   await waitReady(redis, url);
-  for (const p of cfg.pipelines) {
+  for (const [i, p] of cfg.pipelines.entries()) {
     const plog = logger.child({ pipeline: p.name });
-    for (const entry of p.sinks) {
+    for (const [j, entry] of p.sinks.entries()) {
       const plugin = findSink(entry.type);
       if (!plugin) throw new FerryError('FERRY_PLUGIN_UNKNOWN', `unknown sink type "${entry.type}"`, { where: `pipelines.${p.name}.sinks.${entry.name}` });
-      const sink = plugin.create(entry as never, { configDir: cfg.dir });
-      await sink.open({ pipeline: p.name, sink: entry.name, agentId: cfg.agent.id, dataDir: cfg.agent.dataDir, logger: plog.child({ sink: entry.name }) });
+      // A sink names its config mistakes relative to its entry: say which file, line and pipeline.
+      const located = (err: unknown): never => {
+        throw locatePluginError(cfg, err, ['pipelines', i, 'sinks', j]);
+      };
+      let sink: Sink;
+      try {
+        sink = plugin.create(entry as never, { configDir: cfg.dir });
+      } catch (err) {
+        throw locatePluginError(cfg, err, ['pipelines', i, 'sinks', j]);
+      }
+      await sink.open({ pipeline: p.name, sink: entry.name, agentId: cfg.agent.id, dataDir: cfg.agent.dataDir, logger: plog.child({ sink: entry.name }) }).catch(located);
       const deadLetters = new DeadLetterQueue(redis, prefix, p.name, entry.name);
       const workers = new DeliveryWorkers({ connection: redis, prefix, pipeline: p.name, sinkName: entry.name, sink, delivery: p.delivery, deadLetters, telemetry, logger: plog });
       running.push({ name: entry.name, sink, workers, deadLetters });
@@ -74,7 +84,9 @@ start(config).then(
   (err: unknown) => post({ type: 'failed', error: serializeError(err) }),
 );
 
-function serializeError(err: unknown): { code?: string; message: string; where?: string; fix?: string } {
+function serializeError(err: unknown): SerializedError {
+  // Every problem of a config error, so the main thread reports them as the loader would.
+  if (err instanceof ConfigError) return { code: err.code, message: err.message, problems: err.problems };
   if (err instanceof FerryError) return { code: err.code, message: err.message, ...(err.where ? { where: err.where } : {}), ...(err.fix ? { fix: err.fix } : {}) };
   return { message: err instanceof Error ? err.message : String(err) };
 }

@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { FerryConfig } from '../config/schema.js';
 import type { ErrorCode } from '../errors/codes.js';
-import { FerryError } from '../errors/index.js';
+import { ConfigError, FerryError, type ConfigProblem } from '../errors/index.js';
 import type { DeliveryTelemetry } from '../queue/delivery-worker.js';
 
 /** What the delivery thread starts from (structured-cloned). */
@@ -17,7 +17,7 @@ export interface DeliveryThreadData {
 
 export type ToDeliveryThread = { type: 'close'; deadlineMs: number };
 
-type SerializedError = { code?: string; message: string; where?: string; fix?: string };
+export type SerializedError = { code?: string; message: string; where?: string; fix?: string; problems?: ConfigProblem[] };
 
 export type FromDeliveryThread =
   | { type: 'ready' }
@@ -133,5 +133,6 @@ export class DeliveryThread {
 
 function revive(e: SerializedError): Error {
   if (e.code === undefined) return new Error(e.message);
+  if (e.problems) return new ConfigError(e.problems, e.code as ConstructorParameters<typeof ConfigError>[1]);
   return new FerryError(e.code as ErrorCode, e.message, { ...(e.where === undefined ? {} : { where: e.where }), ...(e.fix === undefined ? {} : { fix: e.fix }) });
 }

@@ -9,9 +9,10 @@ import { asFileDropCheckpoint, seenKey, type FileDropCheckpoint } from './checkp
 import { Completeness } from './completeness.js';
 import type { FileDropConfig } from './config.js';
 import { contentHash } from './content-hash.js';
-import { knownEncoding, openDecoded } from './decode.js';
+import { openDecoded } from './decode.js';
 import { moveOut, removeMarker } from './disposal.js';
 import { FileQueue, type DroppedFile } from './file-queue.js';
+import { fileDropConfigProblems } from './validate-config.js';
 import { rowParser, type ParsedRow, type RowParser } from './formats/index.js';
 
 /** What this source knows of a file it hashed, so `commit` can tell it is still the same content without re-hashing. */
@@ -47,12 +48,13 @@ export class FileDropSource implements Source {
     private readonly config: FileDropConfig,
     env: PluginEnv,
   ) {
-    const encoding = config.format.encoding ?? 'utf-8';
-    if (!knownEncoding(encoding)) {
-      throw new FerryError('FERRY_CONFIG_INVALID', `unknown encoding "${encoding}" in source.format.encoding`, {
-        where: 'source.format.encoding',
-        fix: 'Use an encoding name iconv-lite knows, e.g. utf-8, windows-1252, iso-8859-15, cp850.',
-      });
+    // The loader has run these checks already (a located problem in ferry.yaml); here for whoever creates the source without it.
+    const [problem] = fileDropConfigProblems(config);
+    if (problem) {
+      const dash = problem.message.indexOf(' — ');
+      const where = `source.${problem.path.join('.')}`;
+      if (dash < 0) throw new FerryError('FERRY_CONFIG_INVALID', problem.message, { where });
+      throw new FerryError('FERRY_CONFIG_INVALID', problem.message.slice(0, dash), { where, fix: problem.message.slice(dash + 3) });
     }
     this.dir = resolve(env.configDir, config.path);
     this.shownDir = normalize(config.path).replace(/\/+$/, '');
@@ -62,11 +64,7 @@ export class FileDropSource implements Source {
     this.completeness = new Completeness(config.complete ?? { minAgeMs: 500 });
     this.batchSize = config.batchSize ?? 200;
     // The same glob dialect as a mapping's `match: { file }`, so both select the same names.
-    try {
-      this.pattern = config.pattern === undefined ? undefined : globToRegExp(config.pattern);
-    } catch (err) {
-      throw new FerryError('FERRY_CONFIG_INVALID', `source.pattern: ${(err as Error).message}`, { where: 'source.pattern', fix: 'Close every "{" in the glob, e.g. "*.{csv,txt}".' });
-    }
+    this.pattern = config.pattern === undefined ? undefined : globToRegExp(config.pattern);
   }
 
   async open(from: Checkpoint | undefined, ctx: SourceContext): Promise<void> {

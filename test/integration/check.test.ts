@@ -23,8 +23,12 @@ function project(config: string): string {
 }
 
 function check(dir: string, args: string[] = [], env: NodeJS.ProcessEnv = { HUB_SECRET: 'hub-secret-value-1234' }): Promise<{ code: number; stdout: string; stderr: string }> {
+  return ferryIn(dir, ['check', '--config', 'ferry.yaml', ...args], env);
+}
+
+function ferryIn(dir: string, args: string[], env: NodeJS.ProcessEnv = { HUB_SECRET: 'hub-secret-value-1234' }): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ferry, 'check', '--config', 'ferry.yaml', ...args], { cwd: dir, env: { PATH: process.env.PATH, ...env } });
+    const child = spawn(process.execPath, [ferry, ...args], { cwd: dir, env: { PATH: process.env.PATH, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -77,6 +81,30 @@ describe('ferry check', () => {
     ]);
     expect(stdout).toMatch(/^\d+ problems: fix them/m);
     expect(Number(/^(\d+) problems/m.exec(stdout)![1])).toBeGreaterThanOrEqual(7);
+  });
+
+  it('reports a value only the plugin can judge (an unknown encoding) the same way offline, online and in `ferry run`: exit 2 at its line', async () => {
+    const dir = project(reference('redis://127.0.0.1:6379', hubUrl).replace('encoding: windows-1252', 'encoding: klingon'));
+    const located = /^ferry\.yaml:12:68  pipelines\[0\]\.source\.format\.encoding: unknown encoding "klingon" — use a name iconv-lite knows, e\.g\. utf-8, windows-1252, .*\(every one: https:\/\/github\.com\/ashtuchkin\/iconv-lite\/wiki\/Supported-Encodings\)$/m;
+    const offline = await check(dir, ['--offline']);
+    expect(offline.stdout).toMatch(located);
+    expect(offline.stdout).toMatch(/^1 problem: fix it/m);
+    expect(offline.code).toBe(2);
+    const online = await check(dir);
+    expect(online.stdout).toMatch(located);
+    expect(online.stdout).not.toMatch(/^[✓✗!] /m); // nothing was preflighted
+    expect(online.code).toBe(2);
+    const run = await ferryIn(dir, ['run', '--config', 'ferry.yaml']);
+    expect(run.stderr).toMatch(/^ferry: FERRY_CONFIG_INVALID: /m);
+    expect(run.stderr).toMatch(/^ {2}ferry\.yaml:12:68 \(pipelines\[0\]\.source\.format\.encoding\): unknown encoding "klingon" — use a name iconv-lite knows/m);
+    expect(run.code).toBe(2);
+  });
+
+  it('suggests the encoding meant by a typo', async () => {
+    const dir = project(reference('redis://127.0.0.1:6379', hubUrl).replace('encoding: windows-1252', 'encoding: windows-1252x'));
+    const { code, stdout } = await check(dir, ['--offline']);
+    expect(stdout).toMatch(/^ferry\.yaml:12:68  pipelines\[0\]\.source\.format\.encoding: unknown encoding "windows-1252x" \(did you mean `windows1252`\?\)/m);
+    expect(code).toBe(2);
   });
 
   it('exits 2 on a broken mapping of a valid config, naming the mapping file and line', async () => {

@@ -30,8 +30,10 @@ const PREFLIGHT_TIMEOUT_MS = 15_000;
 /**
  * `ferry check --config FILE [--offline] [--json]`.
  *
- * 1. Validates the configuration, every pipeline's mappings and their
- *    contracts, printing every problem at once: exit 2 if there is any.
+ * 1. Validates the configuration (the loader also runs what each plugin
+ *    checks in its own settings without I/O, so `--offline` finds an
+ *    unknown encoding as `ferry run` does), every pipeline's mappings and
+ *    their contracts, printing every problem at once: exit 2 if there is any.
  * 2. Unless `--offline`, preflights the queue's Redis and every source and
  *    sink through its plugin's `check()`: exit 1 if an error-severity check
  *    fails, else 0. Nothing is changed anywhere.
