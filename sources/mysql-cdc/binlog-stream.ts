@@ -11,7 +11,7 @@ import type { BinlogPosition } from './position.js';
  * LOAD DATA logged as a statement (EXECUTE_LOAD_QUERY), which must stop the
  * source rather than vanish.
  */
-const EVENTS = ['rotate', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'query', 'mariadbgtid', 'gtid', 'heartbeat', 'unknown'];
+const EVENTS = ['rotate', 'tablemap', 'writerows', 'updaterows', 'deleterows', 'xid', 'xaprepare', 'query', 'mariadbgtid', 'gtid', 'heartbeat', 'unknown'];
 
 /** Longest wait for the server to accept the binlog dump. */
 const START_TIMEOUT_MS = 30_000;
@@ -26,6 +26,9 @@ export type BinlogItem = { event: AnyBinlogEvent; columns?: ColumnSchema[]; erro
 export interface BinlogStreamOptions {
   connection: ConnectionOptions;
   serverId: number;
+  /** The pipeline reading and its user, named in errors a human must act on (a purged binlog, a serverId taken, a missing grant). */
+  pipeline?: string | undefined;
+  user?: string | undefined;
   from: BinlogPosition;
   /** `{ database: [table, ...] }`: row events of other tables are dropped inside zongji. */
   includeSchema: Record<string, string[]>;
@@ -104,11 +107,12 @@ export class BinlogStream {
 
   /** Connects and starts the dump at `from`; resolves once the server accepted it. */
   async start(): Promise<void> {
-    const { from, serverId, includeSchema } = this.options;
+    const { from, serverId, includeSchema, pipeline, user } = this.options;
+    const reader = { serverId, pipeline, user };
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
         clearTimeout(timeout);
-        reject(classifyMysqlError(err, from));
+        reject(classifyMysqlError(err, from, reader));
       };
       const timeout = setTimeout(
         () => onError(new RetryableError(`the server did not start the binlog dump within ${START_TIMEOUT_MS / 1000} s`, { where: `binlog ${formatPosition(from)}`, code: 'FERRY_SOURCE_UNAVAILABLE' })),
@@ -118,7 +122,7 @@ export class BinlogStream {
       this.zongji.once('ready', () => {
         clearTimeout(timeout);
         this.zongji.removeListener('error', onError);
-        this.zongji.on('error', (err: Error) => this.push({ error: classifyMysqlError(err, from) }));
+        this.zongji.on('error', (err: Error) => this.push({ error: classifyMysqlError(err, from, reader) }));
         resolve();
       });
       this.zongji.on('binlog', (event: AnyBinlogEvent) => {

@@ -13,17 +13,39 @@ export interface HistoryColumn {
   charset: string | null;
 }
 
-/** What a DDL statement does to one captured table. */
+/**
+ * What a DDL statement does to one captured table. A statement may touch
+ * several (`DROP TABLE a, b`, `RENAME TABLE a TO b, c TO a`): one effect
+ * each, in statement order.
+ */
 export type DdlEffect =
+  /** ALTER TABLE: edits the known columns; `apply` throws when they do not fit (a missing column). */
   | { kind: 'columns'; table: string; apply(columns: HistoryColumn[]): HistoryColumn[] }
-  | { kind: 'unknown'; table: string; reason: string }
-  | { kind: 'none' };
+  /**
+   * CREATE [OR REPLACE] TABLE: the table's columns from here on, or why
+   * they cannot be told. With IF NOT EXISTS the server logs the statement
+   * even when the table exists, and then it changed nothing.
+   */
+  | { kind: 'create'; table: string; ifNotExists: boolean; columns: HistoryColumn[] | { unknown: string } }
+  /** DROP, or RENAME to another name: no such table until a CREATE or RENAME brings one back. */
+  | { kind: 'gone'; table: string; reason: string }
+  /** A change of the columns that cannot be followed. */
+  | { kind: 'unknown'; table: string; reason: string };
 
 const IDENT = String.raw`(?:\x60(?:[^\x60]|\x60\x60)+\x60|[\w$]+)`;
 const QUALIFIED = new RegExp(String.raw`^(${IDENT})(?:\s*\.\s*(${IDENT}))?`);
+/** Everything from a table name on: `db`.`t`, db.t or t (in the default database). */
+const NAMED = new RegExp(String.raw`^(${IDENT}(?:\s*\.\s*${IDENT})?)\s*(.*)$`, 's');
 
 export function unquote(id: string): string {
   return id.startsWith('`') ? id.slice(1, -1).replace(/``/g, '`') : id;
+}
+
+/** `db.t`, `` `db`.`t` `` or `t` as `db.t`, unquoted; undefined when `text` is not a table name. */
+function qualify(text: string, database: string): string | undefined {
+  const m = QUALIFIED.exec(text.trim());
+  if (!m || m[0].length !== text.trim().length) return undefined;
+  return m[2] ? `${unquote(m[1] as string)}.${unquote(m[2])}` : `${database}.${unquote(m[1] as string)}`;
 }
 
 /** Strips comments and splits at top-level commas (outside quotes and parentheses). */
@@ -53,13 +75,18 @@ const TEXT_TYPES = /^(char|varchar|tinytext|text|mediumtext|longtext|enum|set|js
 const IGNORED_SPEC =
   /^(add\s+(constraint|index|key|unique|primary|fulltext|spatial|foreign|check|period|system)|drop\s+(index|key|primary|foreign|constraint|check)|alter\s+(column\s+)?\S+\s+(set|drop)\s+default|alter\s+(index|key)|rename\s+(index|key)|engine|comment|algorithm|lock|force|auto_increment|row_format|key_block_size|stats_|pack_keys|checksum|order\s+by|enable\s+keys|disable\s+keys)\b/i;
 
+/** The character set a definition names, itself or through its collation (`COLLATE latin1_bin` → latin1). */
+function namedCharset(text: string): string | undefined {
+  const charset = /\b(?:character\s+set|charset)\s*=?\s*(\w+)/i.exec(text)?.[1];
+  return (charset ?? /\bcollate\s*=?\s*(\w+)/i.exec(text)?.[1]?.split('_')[0])?.toLowerCase();
+}
+
 /** `name type ... [FIRST | AFTER other]` → the column and where it goes. */
 function parseColumnDef(text: string, defaultCharset: string): { column: HistoryColumn; first: boolean; after?: string } | undefined {
   const m = new RegExp(String.raw`^(${IDENT})\s+(\w+)\s*(\([^)]*\))?\s*(unsigned)?`, 'i').exec(text);
   if (!m) return undefined;
   const type = `${(m[2] as string).toLowerCase()}${m[3] ? m[3].replace(/\s+/g, '') : ''}${m[4] ? ' unsigned' : ''}`;
-  const charsetMatch = /\b(?:character\s+set|charset)\s+(\w+)/i.exec(text);
-  const charset = TEXT_TYPES.test(type) ? (charsetMatch?.[1] ?? defaultCharset).toLowerCase() : null;
+  const charset = TEXT_TYPES.test(type) ? (namedCharset(text) ?? defaultCharset).toLowerCase() : null;
   const after = new RegExp(String.raw`\bafter\s+(${IDENT})\s*$`, 'i').exec(text);
   return {
     column: { name: unquote(m[1] as string), type, charset },
@@ -124,34 +151,124 @@ function parseSpec(spec: string, defaultCharset: string): Step | null | undefine
   return undefined;
 }
 
+/** Lines of a CREATE TABLE column list that are not columns. */
+const NOT_A_COLUMN = /^(primary\s+key|key|index|unique|fulltext|spatial|constraint|foreign\s+key|check|period\s+for)\b/i;
+
+/** The index of the `)` closing the `(` at `open`, outside quotes; -1 when unbalanced. */
+function closingParen(text: string, open: number): number {
+  let depth = 0;
+  let quote = '';
+  for (let i = open; i < text.length; i++) {
+    const ch = text[i];
+    if (quote) {
+      if (ch === quote) quote = '';
+    } else if (ch === "'" || ch === '"' || ch === '`') quote = ch as string;
+    else if (ch === '(') depth++;
+    else if (ch === ')' && --depth === 0) return i;
+  }
+  return -1;
+}
+
+/** The columns a CREATE TABLE's text after the table name defines, or why they cannot be told. */
+function createdColumns(rest: string, defaultCharset: string): HistoryColumn[] | { unknown: string } {
+  if (!rest.startsWith('(')) return { unknown: `CREATE TABLE without a column list (${rest.slice(0, 40) || 'nothing'})` };
+  const close = closingParen(rest, 0);
+  if (close < 0) return { unknown: 'CREATE TABLE with an unbalanced column list' };
+  const body = rest.slice(1, close);
+  const options = rest.slice(close + 1);
+  if (/^\s*like\b/i.test(body)) return { unknown: 'CREATE TABLE ... LIKE' };
+  // CREATE TABLE t (a INT) [AS] SELECT ...: the SELECT adds columns of its own
+  if (/\bselect\b/i.test(options)) return { unknown: 'CREATE TABLE ... SELECT' };
+  const charset = namedCharset(options) ?? defaultCharset;
+  const columns: HistoryColumn[] = [];
+  for (const element of splitTopLevel(body)) {
+    if (NOT_A_COLUMN.test(element)) continue;
+    const def = parseColumnDef(element, charset);
+    if (!def) return { unknown: `CREATE TABLE column not understood: ${element.slice(0, 80)}` };
+    columns.push(def.column);
+  }
+  return columns;
+}
+
+/** Each `a TO b` of a RENAME TABLE, qualified; undefined when one is not understood. */
+function renamePairs(list: string, database: string): Array<[string, string]> | undefined {
+  const pairs: Array<[string, string]> = [];
+  for (const pair of splitTopLevel(list)) {
+    const m = /^(.+?)\s+to\s+(.+)$/is.exec(pair.replace(/\s+(?:wait\s+\d+|nowait)\b/i, ''));
+    const from = m && qualify(m[1] as string, database);
+    const to = m && qualify(m[2] as string, database);
+    if (!from || !to) return undefined;
+    pairs.push([from, to]);
+  }
+  return pairs;
+}
+
 /**
  * What `sql` (a QUERY event's statement, run with default database
- * `database`) does to the captured tables. Statements on other tables and
- * non-DDL statements are `none`.
+ * `database`) does to the captured tables: one effect per captured table it
+ * touches, none for statements on other tables, non-DDL and temporary tables
+ * (row-based logging writes no rows of a temporary table).
  */
-export function ddlEffect(sql: string, database: string, captured: ReadonlySet<string>, defaultCharset = 'utf8mb4'): DdlEffect {
+export function ddlEffects(sql: string, database: string, captured: ReadonlySet<string>, defaultCharset = 'utf8mb4'): DdlEffect[] {
   const text = sql.replace(/\/\*(?!!)[\s\S]*?\*\//g, ' ').replace(/\s+/g, ' ').trim();
-  const head = /^(alter|create|drop|rename|truncate)\s+(?:online\s+|ignore\s+|temporary\s+)*(table|tables)?\s*(?:if\s+(?:not\s+)?exists\s+)?/i.exec(text);
-  if (!head) return { kind: 'none' };
-  const rest = text.slice(head[0].length);
-  const name = QUALIFIED.exec(rest);
-  if (!name) return { kind: 'none' };
-  const table = name[2] ? `${unquote(name[1] as string)}.${unquote(name[2])}` : `${database}.${unquote(name[1] as string)}`;
-  const verb = (head[1] as string).toLowerCase();
-  if (!captured.has(table)) {
-    // RENAME TABLE a TO shop.orders / ALTER TABLE a RENAME TO shop.orders replace a captured table
-    const target = new RegExp(String.raw`\bto\s+(${IDENT})(?:\s*\.\s*(${IDENT}))?`, 'i').exec(rest);
-    const renamedTo = target && (target[2] ? `${unquote(target[1] as string)}.${unquote(target[2])}` : `${database}.${unquote(target[1] as string)}`);
-    if ((verb === 'rename' || verb === 'alter') && renamedTo && captured.has(renamedTo)) return { kind: 'unknown', table: renamedTo, reason: 'another table was renamed to it' };
-    return { kind: 'none' };
+  let m: RegExpExecArray | null;
+
+  if ((m = new RegExp(String.raw`^drop\s+(?:database|schema)\s+(?:if\s+exists\s+)?(${IDENT})\s*;?$`, 'i').exec(text))) {
+    const db = unquote(m[1] as string);
+    return [...captured].filter((t) => t.startsWith(`${db}.`)).map((table) => ({ kind: 'gone', table, reason: `DROP DATABASE ${db}` }));
   }
-  if (verb === 'truncate') return { kind: 'none' };
-  if (verb !== 'alter') return { kind: 'unknown', table, reason: `${verb.toUpperCase()} TABLE` };
-  const steps: Step[] = [];
-  for (const spec of splitTopLevel(rest.slice(name[0].length))) {
-    const step = parseSpec(spec, defaultCharset);
-    if (step === undefined) return { kind: 'unknown', table, reason: `ALTER TABLE specification not understood: ${spec.slice(0, 80)}` };
-    if (step) steps.push(step);
+
+  if ((m = /^rename\s+tables?\s+(.*?);?$/is.exec(text))) {
+    const pairs = renamePairs(m[1] as string, database);
+    if (!pairs) return [];
+    return pairs.flatMap(([from, to]): DdlEffect[] => [
+      ...(captured.has(from) ? [{ kind: 'gone' as const, table: from, reason: `RENAME TABLE to ${to}` }] : []),
+      ...(captured.has(to) ? [{ kind: 'unknown' as const, table: to, reason: `RENAME TABLE ${from} to it` }] : []),
+    ]);
   }
-  return { kind: 'columns', table, apply: (columns) => steps.reduce((cols, step) => step(cols), columns) };
+
+  if ((m = /^drop\s+(temporary\s+)?tables?\s+(?:if\s+exists\s+)?(.*?)(?:\s+(?:restrict|cascade))?\s*;?$/is.exec(text))) {
+    if (m[1]) return [];
+    return splitTopLevel((m[2] as string).replace(/\s+(?:wait\s+\d+|nowait)$/i, ''))
+      .map((name) => qualify(name, database))
+      .filter((table): table is string => table !== undefined && captured.has(table))
+      .map((table) => ({ kind: 'gone', table, reason: 'DROP TABLE' }));
+  }
+
+  // MariaDB's CREATE OR REPLACE TABLE drops the table and creates it anew.
+  if ((m = /^create\s+(or\s+replace\s+)?(temporary\s+)?table\s+(if\s+not\s+exists\s+)?(.*)$/is.exec(text))) {
+    if (m[2]) return [];
+    const named = QUALIFIED.exec(m[4] as string);
+    const table = named && qualify(named[0], database);
+    if (!named || !table || !captured.has(table)) return [];
+    return [{ kind: 'create', table, ifNotExists: m[3] !== undefined, columns: createdColumns((m[4] as string).slice(named[0].length).trim(), defaultCharset) }];
+  }
+
+  if ((m = /^alter\s+(?:online\s+)?(?:ignore\s+)?table\s+(?:if\s+exists\s+)?(.*)$/is.exec(text))) {
+    const named = QUALIFIED.exec(m[1] as string);
+    const table = named && qualify(named[0], database);
+    if (!named || !table) return [];
+    const specs = splitTopLevel((m[1] as string).slice(named[0].length));
+    // ALTER TABLE a RENAME [TO | AS] b: a is gone, b has a's columns (unknown here unless a was captured and known)
+    const renameSpec = new RegExp(String.raw`^rename\s+(?:to\s+|as\s+)?(${IDENT}(?:\s*\.\s*${IDENT})?)$`, 'i');
+    const renamedTo = specs.map((spec) => renameSpec.exec(spec)).find((r) => r && !/^(column|index|key)$/i.test(r[1] as string));
+    const target = renamedTo ? qualify(renamedTo[1] as string, database) : undefined;
+    if (target && target !== table) {
+      return [
+        ...(captured.has(table) ? [{ kind: 'gone' as const, table, reason: `ALTER TABLE ... RENAME TO ${target}` }] : []),
+        ...(captured.has(target) ? [{ kind: 'unknown' as const, table: target, reason: `ALTER TABLE ${table} ... RENAME to it` }] : []),
+      ];
+    }
+    if (!captured.has(table)) return [];
+    const steps: Step[] = [];
+    for (const spec of specs) {
+      if (renameSpec.test(spec)) continue; // renamed to its own name
+      const step = parseSpec(spec, defaultCharset);
+      if (step === undefined) return [{ kind: 'unknown', table, reason: `ALTER TABLE specification not understood: ${spec.slice(0, 80)}` }];
+      if (step) steps.push(step);
+    }
+    return [{ kind: 'columns', table, apply: (columns) => steps.reduce((cols, step) => step(cols), columns) }];
+  }
+  // TRUNCATE keeps the columns; anything else (DML, CREATE INDEX, views, ...) does not change them.
+  return [];
 }

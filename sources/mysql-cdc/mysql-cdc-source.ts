@@ -7,9 +7,9 @@ import type { CheckResult, Checkpoint, Json, SnapshotBatch, SnapshotRequest, Sou
 import { BinlogStream, type BinlogItem } from './binlog-stream.js';
 import { ColumnHistory, type StoredColumns } from './column-history.js';
 import { connectionOptions, describeConnection, splitTable } from './connection.js';
-import { classifyMysqlError, positionLost, serverIdInUse, statementBinlog } from './errors.js';
+import { classifyMysqlError, positionLost, serverIdInUse, startAtPurged, statementBinlog, type ReaderIdentity } from './errors.js';
 import { comparePosition, formatPosition, parseCheckpoint, toCheckpoint, type BinlogPosition, type MysqlCdcCheckpoint } from './position.js';
-import { preflight, requireRowBinlog } from './preflight.js';
+import { preflight, registeredReplicas, requireRowBinlog } from './preflight.js';
 import { SchemaHistory } from './schema-history.js';
 import { beginConsistentSnapshot, countRows, currentBinlogEnd, loadTableInfo, readChunk, withGtid, type TableInfo } from './snapshot.js';
 import { TransactionReader } from './transaction-reader.js';
@@ -34,6 +34,13 @@ const ORIGIN: BinlogPosition = { file: '', pos: 0 };
 
 /** Least time between two batches that only move the position. */
 const HEARTBEAT_MS = 1_000;
+
+/**
+ * The serverIds this process reads binlogs with, per server (`host:port`),
+ * and the source holding each: two pipelines of one agent with one id would
+ * drop each other's binlog connection, so the second to open is refused.
+ */
+const readersInProcess = new Map<string, { source: MysqlCdcSource; pipeline: string }>();
 
 type StreamState = Extract<MysqlCdcCheckpoint, { phase: 'stream' }>;
 type SnapshotState = Extract<MysqlCdcCheckpoint, { phase: 'snapshot' }>;
@@ -70,13 +77,27 @@ export class MysqlCdcSource implements Source {
     return this.ctx?.logger;
   }
 
+  /** This reader as errors name it: its pipeline, serverId and user. */
+  private get reader(): ReaderIdentity {
+    return { serverId: this.settings.serverId, pipeline: this.ctx?.pipeline, user: this.conn.user };
+  }
+
+  private get readerKey(): string {
+    return `${this.conn.host ?? ''}:${this.conn.port ?? 3306}#${this.settings.serverId}`;
+  }
+
   async open(from: Checkpoint | undefined, ctx: SourceContext): Promise<void> {
     this.ctx = ctx;
-    const stored = parseCheckpoint(from);
+    const holder = readersInProcess.get(this.readerKey);
+    if (holder && holder.source !== this) {
+      throw serverIdInUse(this.settings.serverId, ctx.pipeline, `pipeline ${holder.pipeline} of this agent reads ${this.conn.host ?? ''}:${this.conn.port ?? 3306} with it`);
+    }
+    readersInProcess.set(this.readerKey, { source: this, pipeline: ctx.pipeline });
+    const stored = parseCheckpoint(from, ctx.pipeline);
     try {
       await this.prepare(stored);
     } catch (err) {
-      throw classifyMysqlError(err, stored ?? ORIGIN);
+      throw classifyMysqlError(err, stored ?? ORIGIN, this.reader);
     }
     // Not needed once open: an idle connection would only be dropped by wait_timeout.
     await this.ctl?.end().catch(() => undefined);
@@ -89,9 +110,13 @@ export class MysqlCdcSource implements Source {
     this.ctl = await this.connect();
     await requireRowBinlog(this.ctl, describeConnection(this.conn));
     const [[server]] = await this.ctl.query<RowDataPacket[]>('SELECT @@server_id AS id');
-    if (Number(server?.id) === this.settings.serverId || (await this.replicaIds()).includes(this.settings.serverId)) {
-      throw serverIdInUse(this.settings.serverId);
-    }
+    const { serverId } = this.settings;
+    if (Number(server?.id) === serverId) throw serverIdInUse(serverId, this.ctx?.pipeline, "it is the server's own @@server_id");
+    // Connecting with a registered replica's id would disconnect that replica.
+    // Binlog readers like this one do not register: another Ferry with the
+    // same id is only noticed when the server drops the older of the two.
+    const replica = (await registeredReplicas(this.ctl))?.find((r) => r.serverId === serverId);
+    if (replica) throw serverIdInUse(serverId, this.ctx?.pipeline, `a replica registered from ${replica.host} uses it (SHOW SLAVE HOSTS)`);
     this.tables = await loadTableInfo(this.ctl, this.settings.tables);
 
     if (stored && (await this.binlogExists(stored.file))) {
@@ -106,7 +131,7 @@ export class MysqlCdcSource implements Source {
     // From here reading starts at "now": today's columns are the right ones.
     this.history = new ColumnHistory(Object.fromEntries(this.tables.map((t) => [t.table, t.columns])), ORIGIN);
     if (stored && this.settings.snapshot !== 'when_needed') {
-      throw positionLost(stored);
+      throw positionLost(stored, this.ctx?.pipeline);
     } else if (stored) {
       this.logger?.warn({ position: formatPosition(stored) }, 'mysql-cdc: stored binlog position was purged; re-snapshotting (snapshot: when_needed)');
       this.state = this.freshSnapshot();
@@ -152,6 +177,7 @@ export class MysqlCdcSource implements Source {
   }
 
   async close(): Promise<void> {
+    if (readersInProcess.get(this.readerKey)?.source === this) readersInProcess.delete(this.readerKey);
     this.stream?.stop();
     this.stream = undefined;
     for (const c of [this.snap, this.ctl]) c?.destroy();
@@ -315,6 +341,8 @@ export class MysqlCdcSource implements Source {
     const stream: BinlogStream = new BinlogStream({
       connection: this.conn,
       serverId: this.settings.serverId,
+      pipeline: this.ctx?.pipeline,
+      user: this.conn.user,
       from: start,
       includeSchema,
       maxBuffered: this.settings.maxBufferedEvents,
@@ -323,15 +351,16 @@ export class MysqlCdcSource implements Source {
         if (ev.getEventName() === 'rotate') arrivalFile = (ev as RotateEvent).binlogName;
         if (ev.getEventName() !== 'query') return;
         const q = ev as QueryEvent;
-        const changed = history.applyQuery(q.query, q.schema, { file: arrivalFile, pos: q.nextPosition });
-        if (changed) stream.forgetTable(splitTable(changed).database, splitTable(changed).table);
+        for (const changed of history.applyQuery(q.query, q.schema, { file: arrivalFile, pos: q.nextPosition })) {
+          stream.forgetTable(splitTable(changed).database, splitTable(changed).table);
+        }
       },
-      columnsFor: (tm) => history.columnsFor(`${tm.schemaName}.${tm.tableName}`, tm.columnCount, `${arrivalFile}:${tm.nextPosition - tm.size - stream.headerLength}`),
+      columnsFor: (tm) => history.columnsFor(`${tm.schemaName}.${tm.tableName}`, tm.columnCount, `${arrivalFile}:${tm.nextPosition - tm.size - stream.headerLength}`, this.ctx?.pipeline),
     });
     this.stream?.stop();
     this.stream = stream;
     await stream.start();
-    const reader = new TransactionReader(start, stream.headerLength, new SchemaHistory(), new Set(this.settings.tables), this.logger);
+    const reader = new TransactionReader(start, stream.headerLength, new SchemaHistory(this.ctx?.pipeline), new Set(this.settings.tables), this.logger, this.settings.maxBufferedEvents);
     let lastYielded = formatPosition(start);
     let lastYieldedAt = 0;
     let reached = until !== undefined && comparePosition(start, until) >= 0;
@@ -414,22 +443,7 @@ export class MysqlCdcSource implements Source {
       conn.on('error', () => undefined);
       return conn;
     } catch (err) {
-      throw classifyMysqlError(err, this.state ?? { file: '', pos: 0 });
-    }
-  }
-
-  /**
-   * Server ids of the replicas registered now. Connecting with one of them
-   * would make the server drop that replica, so it is refused up front.
-   * (Binlog readers like this one do not register; a second Ferry with the
-   * same id is reported when the server drops the older one.)
-   */
-  private async replicaIds(): Promise<number[]> {
-    try {
-      const [rows] = await (this.ctl as Connection).query<RowDataPacket[]>('SHOW SLAVE HOSTS');
-      return rows.map((r) => Number(r.Server_id));
-    } catch {
-      return []; // needs REPLICATION MASTER ADMIN on MariaDB: a best-effort check
+      throw classifyMysqlError(err, this.state ?? { file: '', pos: 0 }, this.reader);
     }
   }
 
@@ -440,7 +454,7 @@ export class MysqlCdcSource implements Source {
     }
     const colon = startAt.lastIndexOf(':');
     const at = { file: startAt.slice(0, colon), pos: Number(startAt.slice(colon + 1)) };
-    if (!(await this.binlogExists(at.file))) throw positionLost(at);
+    if (!(await this.binlogExists(at.file))) throw startAtPurged(at, this.ctx?.pipeline);
     return withGtid(this.ctl as Connection, at);
   }
 

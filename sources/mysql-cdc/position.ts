@@ -51,8 +51,11 @@ export function comparePosition(a: { file: string; pos: number }, b: { file: str
   return Math.sign(a.pos - b.pos);
 }
 
-/** Checks a stored checkpoint's shape, so a checkpoint from another source type fails clearly. */
-export function parseCheckpoint(cp: Checkpoint | undefined): MysqlCdcCheckpoint | undefined {
+/**
+ * Checks a stored checkpoint's shape, so a checkpoint from another source
+ * type fails clearly. `pipeline` names the stored position to delete.
+ */
+export function parseCheckpoint(cp: Checkpoint | undefined, pipeline?: string): MysqlCdcCheckpoint | undefined {
   if (cp === undefined || cp === null) return undefined;
   const o = cp as Record<string, unknown>;
   const ok =
@@ -61,8 +64,13 @@ export function parseCheckpoint(cp: Checkpoint | undefined): MysqlCdcCheckpoint 
     typeof o.pos === 'number' &&
     (o.phase === 'stream' || (o.phase === 'snapshot' && typeof o.table === 'number' && typeof o.startedAt === 'string'));
   if (!ok) {
+    // Nothing reads it, `snapshot: when_needed` included: only deleting it lets the pipeline start.
+    const name = pipeline ?? 'PIPELINE';
     throw new FerryError('FERRY_SOURCE_POSITION_LOST', `stored checkpoint is not a mysql-cdc position: ${JSON.stringify(cp).slice(0, 200)}`, {
-      where: 'source checkpoint',
+      where: `pipeline ${name}, stored position`,
+      fix:
+        `The pipeline's stored position was written by another source type (the pipeline's source was changed) or by hand. Stop the agent, delete it with redis-cli -u REDIS_URL DEL ferry:pipeline:${name}:checkpoint ` +
+        '(REDIS_URL being queue.redis; ferry the default queue.prefix, put yours if you set one) and start the agent with snapshot: initial.',
     });
   }
   return o as unknown as MysqlCdcCheckpoint;

@@ -1,5 +1,6 @@
 import type { ColumnSchema, TableMapEvent } from '@vlasky/zongji';
 import { FerryError } from '../../agent/errors/index.js';
+import { noColumnNamesFix } from './errors.js';
 import { RowDecoder, type ColumnDef } from './type-decoding.js';
 
 /** One version of a table's columns, and where in the binlog it was first seen. */
@@ -28,6 +29,9 @@ export class SchemaHistory {
   private readonly byTableId = new Map<number, TableVersion>();
   private readonly latest = new Map<string, TableVersion>();
 
+  /** `pipeline` names the stored position the fix of a missing column name deletes. */
+  constructor(private readonly pipeline?: string) {}
+
   /**
    * Records the columns a TABLE_MAP was decoded with (`schemas`, as taken on arrival). Returns the version when it
    * differs from the one seen before for that table (a DDL happened), so the
@@ -38,7 +42,7 @@ export class SchemaHistory {
     if (!schemas || schemas.length !== ev.columnCount) {
       throw new FerryError('FERRY_PREFLIGHT_FAILED', `no column names for ${table} at ${position}; decoding could shift values into the wrong fields`, {
         where: `${table} @ ${position}`,
-        fix: 'SET GLOBAL binlog_row_metadata = FULL (and in my.cnf) on the server, then re-snapshot (`ferry snapshot PIPELINE`).',
+        fix: noColumnNamesFix(this.pipeline),
       });
     }
     const columns = schemas.map((c) => ({ name: c.COLUMN_NAME, type: c.COLUMN_TYPE }));

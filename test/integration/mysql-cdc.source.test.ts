@@ -311,32 +311,102 @@ describe('mysql-cdc streaming', () => {
     expect(JSON.stringify(err) + (err as Error).message).not.toContain('not-the-password');
   });
 
-  it('reports a serverId already used by another reader as a config error', async () => {
+  it('stops the older reader when another connects with its serverId, naming the id, the pipeline and the setting, without retrying', async () => {
     await fx.root.query(`CREATE TABLE ${t('dup')} (id INT PRIMARY KEY)`);
+    const serverId = uniqueServerId();
+    const older = sourceFor(fx, { tables: [t('dup')], serverId });
+    await older.open(undefined, { ...contextFor(), pipeline: 'orders-a' });
+    const olderRun = drain(older, () => false, 10_000).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 300));
+    // another process's reader (another agent, a replica): it does not pass through this process's sources
+    const newer = new BinlogStream({
+      connection: connectionOptions(fx.url),
+      serverId,
+      from: await masterStatus(fx),
+      includeSchema: { [fx.database]: ['dup'] },
+      maxBuffered: 100,
+      heartbeatMs: 1_000,
+      onArrival: () => undefined,
+      columnsFor: () => [],
+    });
+    try {
+      await newer.start();
+      const err = await olderRun;
+      await older.close();
+      expect(err).toBeInstanceOf(FerryError);
+      expect(err).not.toBeInstanceOf(RetryableError);
+      expect(err).toMatchObject({
+        code: 'FERRY_CONFIG_INVALID',
+        message: expect.stringMatching(new RegExp(`pipeline orders-a .*same id \\(serverId ${serverId}\\)`)),
+        where: 'pipeline orders-a: pipelines[].source.serverId',
+        fix: expect.stringMatching(/^Give every reader of this server a unique id.*set pipelines\[\]\.source\.serverId of pipeline orders-a .*second copy of this agent/),
+      });
+      // exit 2: a service manager does not restart it into knocking the newer reader off in turn
+      expect(ERROR_CODES.FERRY_CONFIG_INVALID.exit).toBe(2);
+      // the newer reader keeps reading
+      await fx.root.query(`INSERT INTO ${t('dup')} VALUES (1)`);
+      const seen: string[] = [];
+      for (let item = await newer.next(new AbortController().signal, 3_000); item; item = await newer.next(new AbortController().signal, 500)) {
+        if (item.error) throw item.error;
+        seen.push(item.event.getEventName());
+      }
+      expect(seen).toContain('writerows');
+    } finally {
+      newer.stop();
+    }
+  });
+
+  it('refuses a second pipeline of this agent reading the same server with the same serverId, naming the first', async () => {
+    await fx.root.query(`CREATE TABLE IF NOT EXISTS ${t('dup')} (id INT PRIMARY KEY)`);
     const serverId = uniqueServerId();
     const first = sourceFor(fx, { tables: [t('dup')], serverId });
     const second = sourceFor(fx, { tables: [t('dup')], serverId });
-    await first.open(undefined, contextFor());
-    await second.open(undefined, contextFor());
-    const firstRun = drain(first, () => false, 5_000).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 300));
-    const secondRun = drain(second, () => false, 1_000).catch((e: unknown) => e);
-    const err = await firstRun;
-    await secondRun;
-    await first.close();
+    await first.open(undefined, { ...contextFor(), pipeline: 'orders' });
+    const err = await second.open(undefined, { ...contextFor(), pipeline: 'orders-copy' }).catch((e: unknown) => e);
     await second.close();
-    expect(err).toBeInstanceOf(FerryError);
-    expect((err as FerryError).code).toBe('FERRY_CONFIG_INVALID');
-    expect((err as FerryError).where).toBe('source.serverId');
+    expect(err).toMatchObject({
+      code: 'FERRY_CONFIG_INVALID',
+      message: `serverId ${serverId} of pipeline orders-copy is already taken: pipeline orders of this agent reads 127.0.0.1:3306 with it`,
+      where: 'pipeline orders-copy: pipelines[].source.serverId',
+    });
+    // the first is not disturbed, and once it is closed the id is free
+    await fx.root.query(`INSERT INTO ${t('dup')} VALUES (2)`);
+    const { records } = await drain(first, (r) => r.length >= 1, 10_000);
+    expect(records.map((r) => r.data.id)).toEqual([2]);
+    await first.close();
+    await second.open(undefined, { ...contextFor(), pipeline: 'orders-copy' });
+    await second.close();
   });
 
   it('refuses a serverId equal to the server\'s own server_id', async () => {
     const source = sourceFor(fx, { tables: [t('types')], serverId: 1 });
-    const err = await source.open(undefined, contextFor()).catch((e: unknown) => e);
+    const err = await source.open(undefined, { ...contextFor(), pipeline: 'orders' }).catch((e: unknown) => e);
     await source.close();
     expect(err).toBeInstanceOf(FerryError);
-    expect((err as FerryError).code).toBe('FERRY_CONFIG_INVALID');
-    expect((err as FerryError).where).toBe('source.serverId');
+    expect(err).toMatchObject({
+      code: 'FERRY_CONFIG_INVALID',
+      message: "serverId 1 of pipeline orders is already taken: it is the server's own @@server_id",
+      where: 'pipeline orders: pipelines[].source.serverId',
+    });
+  });
+
+  it('stops with FERRY_PREFLIGHT_FAILED and the GRANT when the user lacks REPLICATION SLAVE (exit 1; a wrong password is FERRY_SOURCE_AUTH_FAILED, exit 2)', async () => {
+    await fx.root.query(`CREATE TABLE IF NOT EXISTS ${t('noslave')} (id INT PRIMARY KEY)`);
+    const user = `${fx.user.slice(0, 25)}_nosl`;
+    await fx.root.query(`CREATE USER '${user}'@'%' IDENTIFIED BY 'pw'`);
+    await fx.root.query(`GRANT REPLICATION CLIENT, SELECT ON *.* TO '${user}'@'%'`);
+    try {
+      const source = sourceFor({ ...fx, url: `mysql://${user}:pw@127.0.0.1:3306/${fx.database}` }, { tables: [t('noslave')] });
+      // open reads only what REPLICATION CLIENT allows; the binlog dump is refused when reading starts
+      await source.open(undefined, contextFor());
+      const err = await drain(source, () => false, 10_000).catch((e: unknown) => e);
+      await source.close();
+      expect(err).toMatchObject({ code: 'FERRY_PREFLIGHT_FAILED', message: expect.stringMatching(/REPLICATION SLAVE/), fix: expect.stringMatching(new RegExp(`^GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON \\*\\.\\* TO '${user}'@'%';`)) });
+      expect(err).not.toBeInstanceOf(RetryableError);
+      expect(ERROR_CODES.FERRY_PREFLIGHT_FAILED.exit).toBe(1);
+    } finally {
+      await fx.root.query(`DROP USER '${user}'@'%'`);
+    }
   });
 });
 
@@ -368,5 +438,55 @@ describe('mysql-cdc check()', () => {
     } finally {
       await fx.root.query(`DROP USER '${user}'@'%'`);
     }
+  });
+
+  it('counts privileges granted through the default role, nested roles included', async () => {
+    await fx.root.query(`CREATE TABLE IF NOT EXISTS ${t('checked')} (id INT PRIMARY KEY)`);
+    const user = `${fx.user.slice(0, 26)}_role`;
+    const [outer, inner] = [`${fx.database}_outer`, `${fx.database}_inner`];
+    await fx.root.query(`CREATE ROLE ${inner}; CREATE ROLE ${outer}; CREATE USER '${user}'@'%' IDENTIFIED BY 'pw'`);
+    try {
+      await fx.root.query(`GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO ${inner}; GRANT ${inner} TO ${outer}; GRANT SELECT ON *.* TO ${outer}`);
+      await fx.root.query(`GRANT ${outer} TO '${user}'@'%'; SET DEFAULT ROLE ${outer} FOR '${user}'@'%'`);
+      const source = sourceFor({ ...fx, url: `mysql://${user}:pw@127.0.0.1:3306/${fx.database}` }, { tables: [t('checked')] });
+      expect((await source.check()).filter((r) => !r.ok)).toEqual([]);
+      // and the role really serves: the binlog is read through it
+      await source.open(undefined, contextFor());
+      await fx.root.query(`INSERT INTO ${t('checked')} VALUES (${Date.now() % 1_000_000})`);
+      const { records } = await drain(source, (r) => r.length >= 1, 10_000).finally(() => source.close());
+      expect(records).toHaveLength(1);
+    } finally {
+      await fx.root.query(`DROP USER '${user}'@'%'; DROP ROLE ${outer}; DROP ROLE ${inner}`);
+    }
+  });
+
+  it('names a role granted but not enabled at login, with the SET DEFAULT ROLE that fixes it', async () => {
+    await fx.root.query(`CREATE TABLE IF NOT EXISTS ${t('checked')} (id INT PRIMARY KEY)`);
+    const user = `${fx.user.slice(0, 26)}_dorm`;
+    const role = `${fx.database}_repl`;
+    await fx.root.query(`CREATE ROLE ${role}; CREATE USER '${user}'@'%' IDENTIFIED BY 'pw'`);
+    try {
+      await fx.root.query(`GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO ${role}; GRANT ${role} TO '${user}'@'%'`);
+      const source = sourceFor({ ...fx, url: `mysql://${user}:pw@127.0.0.1:3306/${fx.database}` }, { tables: [t('checked')] });
+      const failed = new Map((await source.check()).filter((r) => !r.ok).map((r) => [r.name, r]));
+      expect([...failed.keys()].sort()).toEqual(['REPLICATION CLIENT', 'REPLICATION SLAVE', `SELECT on ${t('checked')}`]);
+      const fix = failed.get('REPLICATION SLAVE')!.fix!;
+      const setDefault = `SET DEFAULT ROLE \`${role}\` FOR '${user}'@'%';`;
+      expect(fix).toBe(`GRANT REPLICATION SLAVE ON *.* TO '${user}'@'%'; (as an administrator) Or, if the role ${role} granted to the user holds it: roles count only when enabled at login, so make it the default role: ${setDefault}`);
+      // the printed statement, run as an administrator, is the whole fix
+      await fx.root.query(setDefault);
+      expect((await source.check()).filter((r) => !r.ok)).toEqual([]);
+    } finally {
+      await fx.root.query(`DROP USER '${user}'@'%'; DROP ROLE ${role}`);
+    }
+  });
+
+  it('says when it cannot see registered replicas, and that other readers with the serverId are only noticed when they collide', async () => {
+    await fx.root.query(`CREATE TABLE IF NOT EXISTS ${t('checked')} (id INT PRIMARY KEY)`);
+    const serverId = uniqueServerId();
+    const asRepl = (await sourceFor(fx, { tables: [t('checked')], serverId }).check()).find((r) => r.name === 'serverId in use');
+    expect(asRepl).toEqual({ name: 'serverId in use', ok: true, detail: expect.stringMatching(/^not checked: SHOW SLAVE HOSTS needs REPLICATION MASTER ADMIN on MariaDB; .*only noticed when the server drops one of the two$/) });
+    const asRoot = (await sourceFor({ ...fx, url: `mysql://root@127.0.0.1:3306/${fx.database}` }, { tables: [t('checked')], serverId }).check()).find((r) => r.name === 'serverId in use');
+    expect(asRoot).toEqual({ name: 'serverId in use', ok: true, detail: expect.stringMatching(new RegExp(`^no registered replica uses serverId ${serverId} \\(SHOW SLAVE HOSTS\\)`)) });
   });
 });
