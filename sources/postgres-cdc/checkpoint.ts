@@ -37,6 +37,11 @@ export function parseCheckpoint(value: Checkpoint | undefined, where: string): P
     throw new FerryError('FERRY_SOURCE_POSITION_LOST', `stored postgres-cdc checkpoint is unreadable: ${JSON.stringify(value)}`, {
       where,
       cause: error,
+      // when_needed cannot help: a position must be readable before it can be judged lost.
+      fix:
+        'The stored position is not one this source wrote (edited by hand, or left by a pipeline of another source type with the same name). ' +
+        'Stop the agent, delete it with redis-cli -u REDIS_URL DEL PREFIX:pipeline:NAME:checkpoint (queue.redis, queue.prefix — default ferry — and the pipeline name) ' +
+        'and start the agent with snapshot: initial: it re-reads the tables and streams on from there.',
     });
   }
 }
