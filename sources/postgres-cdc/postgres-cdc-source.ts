@@ -43,7 +43,11 @@ export class PostgresCdcSource implements Source {
   private plan: StartPlan | undefined;
   private snapshotReader: SnapshotReader | undefined;
   private stream: ReplicationStream | undefined;
-  /** Highest LSN committed before the stream existed; handed to it on start. */
+  /**
+   * The furthest position the slot may be told: at open the stored
+   * checkpoint's (with none, the slot's own start), then the highest one
+   * committed. A stream reports it from its start, whatever LSN it starts at.
+   */
   private committedLsn: string | undefined;
   /** Slot lag in bytes as last sampled by the heartbeat. */
   private lagBytes: number | undefined;
@@ -70,7 +74,8 @@ export class PostgresCdcSource implements Source {
         ctx.logger.warn({ publication: this.config.publication, missing }, `postgres-cdc: publication ${this.config.publication} does not publish ${missing.join(', ')}; their changes will not arrive (ALTER PUBLICATION ${this.config.publication} ADD TABLE ...)`);
       }
       this.plan = await this.planStart(cp, slot);
-      this.committedLsn = cp?.lsn;
+      // Not the resumed snapshot's new consistent point: the catch-up and rows before it are not durable yet.
+      this.committedLsn = this.plan.catchUpFrom ?? this.plan.startLsn;
       if (this.plan.snapshot) await this.beginSnapshot(this.plan);
     } catch (error) {
       throw toFerryError(error, this.where);
@@ -93,7 +98,7 @@ export class PostgresCdcSource implements Source {
 
   async commit(checkpoint: Checkpoint): Promise<void> {
     const cp = parseCheckpoint(checkpoint, this.where);
-    // While snapshotting the slot stays at its consistent point: nothing to confirm.
+    // While snapshotting (or catching up to a resumed snapshot) the slot stays where it is: nothing to confirm.
     if (!cp || cp.snapshot) return;
     if (!this.committedLsn || compareLsn(cp.lsn, this.committedLsn) > 0) this.committedLsn = cp.lsn;
     this.stream?.confirm(cp.lsn);
@@ -292,6 +297,7 @@ export class PostgresCdcSource implements Source {
       publication: this.config.publication,
       tables: new Set(this.config.tables),
       startLsn,
+      confirmedLsn: this.committedLsn,
       heartbeatMs: this.config.heartbeatMs,
       highWater: Math.max(4 * this.config.batchSize, 1000),
       where: this.where,
@@ -299,7 +305,6 @@ export class PostgresCdcSource implements Source {
     });
     this.stream = stream;
     await stream.start();
-    if (this.committedLsn) stream.confirm(this.committedLsn);
     return stream;
   }
 

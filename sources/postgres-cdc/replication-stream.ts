@@ -23,6 +23,13 @@ export interface ReplicationStreamOptions {
   tables: ReadonlySet<string>;
   /** Where to start: the LSN after the last durable transaction. */
   startLsn: string;
+  /**
+   * The position reported to the server until `confirm` moves it; default
+   * `startLsn`. Lower when what comes before `startLsn` is not durable yet
+   * (the rows and catch-up of a resumed snapshot): the slot must not pass
+   * the stored checkpoint, or a crash now would look like a lost position.
+   */
+  confirmedLsn?: string;
   heartbeatMs: number;
   /** Items buffered before the socket is paused: the memory bound. */
   highWater: number;
@@ -68,7 +75,7 @@ export class ReplicationStream {
   private stopping = false;
 
   constructor(private readonly options: ReplicationStreamOptions) {
-    this.confirmed = options.startLsn;
+    this.confirmed = options.confirmedLsn ?? options.startLsn;
     this.handedOver = options.startLsn;
     this.plugin = new RawPgoutputPlugin(options.publication);
     this.service = new LogicalReplicationService(clientConfig(options.connection, 'replication'), {

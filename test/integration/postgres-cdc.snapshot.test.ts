@@ -166,6 +166,63 @@ describe('postgres-cdc snapshot resumed after changes', () => {
       await second.close();
     }
   });
+
+  it('tells the slot nothing past the stored checkpoint until the resumed snapshot is durable, so a crash then resumes again', async () => {
+    await db.sql(`
+      CREATE TABLE public.parcels (id int PRIMARY KEY, version int NOT NULL);
+      INSERT INTO public.parcels SELECT g, 1 FROM generate_series(1, 1500) g;
+      CREATE PUBLICATION pub_parcels FOR TABLE public.parcels;`);
+    const slot = 'snap_resume_ack';
+    const source = () => makeSource(db, { slot, publication: 'pub_parcels', tables: ['public.parcels'], snapshotChunkSize: 500, heartbeatMs: 200 });
+    const lsnOf = (c: Checkpoint) => (c as { lsn: string }).lsn;
+    const isAfter = async (a: string, b: string) => (await db.sql<{ after: boolean }>(`SELECT $1::pg_lsn > $2::pg_lsn AS after`, [a, b]))[0]!.after;
+
+    const first = await new Driver(source()).open();
+    let cp: Checkpoint;
+    try {
+      await first.until((rs) => rs.length >= 1000);
+      cp = first.batches[1]!.checkpoint; // rows 1-1000 durable
+      await first.source.commit(cp);
+    } finally {
+      await first.close(); // killed mid-snapshot
+    }
+    const durable = first.batches.slice(0, 2).flatMap((b) => b.records);
+    // Changed while down: the resumed run's catch-up, and WAL that puts its new consistent point past `cp`.
+    await db.sql(`UPDATE public.parcels SET version = 2 WHERE id IN (5, 1200); DELETE FROM public.parcels WHERE id = 1300`);
+
+    // The resumed run reads the catch-up, the rest of the rows and a streamed change, and dies before any of it is durable.
+    const second = await new Driver(source()).open(cp);
+    try {
+      await second.until((rs) => rs.filter((r) => r.op === 'r').length >= 499);
+      await db.sql(`INSERT INTO public.parcels VALUES (5000, 1)`);
+      await second.until((rs) => rs.some((r) => r.data.id === 5000));
+      // The stream from the new consistent point is open: let several status updates (every heartbeatMs) go out.
+      await new Promise((r) => setTimeout(r, 1500));
+      const state = await db.slot(slot);
+      expect(state?.active_pid).not.toBeNull();
+      expect(await isAfter(state!.confirmed_flush_lsn, lsnOf(cp)), `slot confirmed ${state!.confirmed_flush_lsn}, stored checkpoint ${lsnOf(cp)}`).toBe(false);
+    } finally {
+      await second.close(); // killed: nothing it read was committed
+    }
+
+    // The stored checkpoint is still `cp`: a strict restart from it resumes the snapshot again, missing nothing.
+    const third = await new Driver(source()).open(cp);
+    try {
+      // 1001-1500 but the deleted 1300, and 5000 (it came before the new consistent point): then a change streamed after them.
+      await third.until((rs) => rs.filter((r) => r.op === 'r').length >= 500);
+      await db.sql(`INSERT INTO public.parcels VALUES (6000, 1)`);
+      const rest = await third.until((rs) => rs.some((r) => r.data.id === 6000));
+      const events = [...durable, ...rest];
+      const replayed = replay(events, 'public.parcels', (d) => String(d.id));
+      const table = await db.sql<{ id: number; version: number }>(`SELECT id, version FROM public.parcels ORDER BY id`);
+      expect([...replayed.values()].sort((a, b) => (a.id as number) - (b.id as number))).toEqual(table);
+      // Once everything is durable the slot does move on, to the committed position.
+      const committed = lsnOf(await third.commitAll());
+      await expect.poll(async () => (await db.slot(slot))?.confirmed_flush_lsn, { timeout: 5000 }).toBe(committed);
+    } finally {
+      await third.close();
+    }
+  });
 });
 
 describe('postgres-cdc snapshot on request (Source.snapshot)', () => {
