@@ -83,8 +83,9 @@ export function identityProblem(t: TableState, publication: string, pub: Publica
 export function requireCapturableTables(states: TableState[], publication: string, pub: PublicationState, pipeline: string, where: string): void {
   const missing = states.filter((t) => !t.exists).map((t) => t.name);
   if (missing.length > 0) {
-    throw new FerryError('FERRY_CONFIG_INVALID', `pipeline ${pipeline}: ${missing.length === 1 ? 'table' : 'tables'} ${missing.join(', ')} of source.tables ${missing.length === 1 ? 'does' : 'do'} not exist`, {
-      where: `pipeline ${pipeline}, source.tables (${where})`,
+    throw new FerryError('FERRY_CONFIG_INVALID', `pipeline ${pipeline}: ${missing.length === 1 ? 'table' : 'tables'} ${missing.join(', ')} of source.tables ${missing.length === 1 ? 'does' : 'do'} not exist (${where})`, {
+      // A field path the runtime can turn into ferry.yaml:LINE of the list item.
+      where: 'source.tables',
       fix: `Create ${missing.length === 1 ? 'the table' : 'the tables'}, or correct \`tables\` (schema.table, as the catalog spells it).`,
     });
   }
