@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { freePort } from '../support/agent-process.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,14 +37,6 @@ function ferryIn(dir: string, args: string[], env: NodeJS.ProcessEnv = { HUB_SEC
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
-}
-
-async function closedPort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 describe('ferry check', () => {
@@ -116,7 +109,7 @@ describe('ferry check', () => {
   });
 
   it('exits 0 --offline on the reference configuration without contacting anything', async () => {
-    const { code, stdout, stderr } = await check(project(reference(`redis://127.0.0.1:${await closedPort()}`, 'http://127.0.0.1:1/events')), ['--offline']);
+    const { code, stdout, stderr } = await check(project(reference(`redis://127.0.0.1:${await freePort()}`, 'http://127.0.0.1:1/events')), ['--offline']);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(stdout).toContain('configuration, mappings and contracts are valid');
@@ -134,7 +127,7 @@ describe('ferry check', () => {
   });
 
   it('exits 1 with a fix when Redis is not reachable', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const { code, stdout } = await check(project(reference(`redis://127.0.0.1:${port}`, hubUrl)));
     expect(code).toBe(1);
     expect(stdout).toMatch(new RegExp(`^✗ queue +redis reachable +cannot connect to redis://127\\.0\\.0\\.1:${port}`, 'm'));

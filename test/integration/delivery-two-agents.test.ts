@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deleteRedisPrefix, readJsonLines, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
+import { deleteRedisPrefix, freePort, readJsonLines, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
 import { customersPipelineConfig, dropCsv, kundenRows, perKeyOrderViolations } from '../support/legacy-csv.js';
 
 /**
@@ -18,14 +17,6 @@ afterAll(async () => {
   for (const p of running) if (p.proc.exitCode === null && p.proc.signalCode === null) await p.kill();
   for (const prefix of prefixes) await deleteRedisPrefix(prefix);
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** Events the `audit` file sink delivered in this process, from its /metrics. */
 async function deliveredBy(admin: string): Promise<number> {

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countLines, deleteRedisPrefix, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
+import { countLines, deleteRedisPrefix, freePort, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
 import { rowPipelineWorkspace } from '../support/change-ledger.js';
 import { dropDatabaseAndSlots, pgQuery } from '../support/postgres.js';
 import { startStallingProxy, type StallingProxy } from '../support/stalling-proxy.js';
@@ -33,14 +32,6 @@ afterAll(async () => {
   await dropDatabaseAndSlots(ADMIN, DB);
   await deleteRedisPrefix(prefix);
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** `ferry_source_lag{pipeline="shop",unit="bytes"}` as /metrics shows it now; undefined while absent. */
 async function scrapeLag(admin: string): Promise<number | undefined> {

@@ -1,6 +1,5 @@
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -13,7 +12,7 @@ import type { Sink } from '../../agent/plugin/sink.js';
 import { DeadLetterQueue } from '../../agent/queue/dead-letter-queue.js';
 import { idempotencyKey, signBody, webhookSink, type WebhookSinkConfig } from '../../sinks/webhook/index.js';
 import { describeSink, sampleEvents, type SinkTarget } from '../conformance/describe-sink.js';
-import { deleteRedisPrefix, startAgent, tempWorkspace, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
+import { deleteRedisPrefix, freePort, startAgent, tempWorkspace, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
 import { signatureValid, start, type ChaosOptions, type ChaosWebhookServer } from '../support/chaos-webhook-server.js';
 import { customersPipelineConfig, dropCsv } from '../support/legacy-csv.js';
 
@@ -35,18 +34,9 @@ async function chaosTarget(options: ChaosOptions = {}, extra: Partial<WebhookSin
   };
 }
 
-/** A port nothing listens on: connections are refused. */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 async function refusedTarget(): Promise<SinkTarget<WebhookSinkConfig>> {
   return {
-    config: { name: 'hub', type: 'webhook', url: `http://127.0.0.1:${await closedPort()}/events`, timeoutMs: 2000 },
+    config: { name: 'hub', type: 'webhook', url: `http://127.0.0.1:${await freePort()}/events`, timeoutMs: 2000 },
     env: { configDir: '/tmp' },
     readBack: async () => [],
   };
@@ -222,7 +212,7 @@ describe('webhook sink', () => {
     await sink.open(ctx);
     const err = (await sink.write(sampleEvents(1), live()).catch((e: unknown) => e)) as RetryableError;
     expect(server.last!.headers.authorization).toBe(`Basic ${Buffer.from('robot:hunter2pass').toString('base64')}`);
-    const refused = webhookSink.create({ name: 'hub', type: 'webhook', url: url.replace(/:\d+\//, `:${await closedPort()}/`), secret: SECRET }, { configDir: '/tmp' });
+    const refused = webhookSink.create({ name: 'hub', type: 'webhook', url: url.replace(/:\d+\//, `:${await freePort()}/`), secret: SECRET }, { configDir: '/tmp' });
     opened.push({ sink: refused });
     const err2 = (await refused.write(sampleEvents(1), live()).catch((e: unknown) => e)) as RetryableError;
     const checks = await refused.check!();

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { fileURLToPath } from 'node:url';
 
@@ -131,4 +132,13 @@ export async function deleteRedisPrefix(prefix: string): Promise<void> {
   } finally {
     r.disconnect();
   }
+}
+
+/** A loopback port nothing listens on now: for an admin server to start on, or for a connection that must be refused. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = (server.address() as AddressInfo);
+  await new Promise((r) => server.close(r));
+  return port;
 }
