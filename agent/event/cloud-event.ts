@@ -26,6 +26,13 @@ export const FerryEventSchema = Type.Object(
     ferryposition: Type.String({ description: 'The source position of the change (file and line, LSN, binlog position...).' }),
     ferrypipeline: Type.String({ description: 'The pipeline that produced the event.' }),
     ferrytxid: Type.Optional(Type.String({ description: 'The source transaction of the change, where the source has one: the Postgres xid, the MySQL/MariaDB GTID.' })),
+    ferryunchanged: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z_][A-Za-z0-9_]*(,[A-Za-z_][A-Za-z0-9_]*)*$',
+        description:
+          'The canonical fields left out of data because the source did not send their unchanged value (a Postgres TOASTed column under REPLICA IDENTITY DEFAULT), comma-separated, e.g. payload,notes. The target keeps the value it has for them. Absent when every field is in data.',
+      }),
+    ),
   },
   { $id: 'https://ferry.dev/schemas/event.schema.json', title: 'Ferry event (CloudEvents 1.0)', additionalProperties: true },
 );

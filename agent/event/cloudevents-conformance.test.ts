@@ -77,6 +77,15 @@ describe('produced events are CloudEvents 1.0', () => {
     }
   });
 
+  it('stays conformant when an update leaves out fields the source did not send (ferryunchanged)', async () => {
+    const set = await loadMappings(['mappings/customers.yaml'], { pipeline: 'customers', agentId: 'demo-host', baseDir: repo });
+    const { EMAIL: _e, SALDO: _s, ...sent } = good;
+    const [e] = events(set.apply(record('u', sent, { unchanged: ['EMAIL', 'SALDO'] })));
+    expect(e!.ferryunchanged).toBe('email,balance');
+    expect(Object.keys(e!.data)).not.toContain('email');
+    expectConformant(e!);
+  });
+
   it('stays conformant for an agent id that is not a host name, and for contracts with and without an absolute $id', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'ferry-cloudevents-'));
     const files: Record<string, string> = {
@@ -112,5 +121,8 @@ describe('produced events are CloudEvents 1.0', () => {
       expect(cloudEvents({ ...ok, ...bad }), JSON.stringify(bad)).toBe(false);
       expect(published({ ...ok, ...bad }), JSON.stringify(bad)).toBe(false);
     }
+    // Ferry's own attribute: a comma list of field names, as compile-mapping writes it.
+    for (const ferryunchanged of ['', 'email, balance', 'email,']) expect(published({ ...ok, ferryunchanged }), ferryunchanged).toBe(false);
+    expect(published({ ...ok, ferryunchanged: 'email,balance' })).toBe(true);
   });
 });

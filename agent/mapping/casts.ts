@@ -43,7 +43,21 @@ export function compileCast(spec: FieldSpec): Cast {
       return dateCast(spec.format);
     case 'timestamp':
       return timestampCast(spec.format, spec.timeZone ?? 'UTC');
+    case 'json':
+      return asJson;
   }
+}
+
+/**
+ * `json`: the value as the source gave it, for JSON the source has already
+ * parsed (a Postgres json/jsonb column, a MySQL JSON column): an object stays
+ * an object for a contract that types it so. Text is not parsed.
+ */
+function asJson(value: unknown): unknown {
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value === 'bigint') return new CastFailure(`${value} is beyond the numbers JSON carries exactly; use type decimal`);
+  if (value instanceof Uint8Array) return new CastFailure('is binary data, not JSON; use type string');
+  return value;
 }
 
 function escapeRegex(s: string): string {

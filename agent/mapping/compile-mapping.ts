@@ -6,7 +6,7 @@ import { contractViolations, type Contract } from './contract.js';
 import { ABSENT, compileField, type CompiledField } from './field.js';
 import { compileFilter, type RecordFilter } from './filter.js';
 import { globToRegExp } from './glob.js';
-import type { MappingFile } from './schema.js';
+import type { FilterSpec, MappingFile } from './schema.js';
 import type { MapOutcome, Violation } from './types.js';
 
 /** One mapping file, compiled: everything that can be decided at load time is. */
@@ -30,6 +30,13 @@ export class MappingProblem extends Error {
 export interface CompileContext {
   pipeline: string;
   agentId: string;
+}
+
+/** The source fields a filter reads. */
+function filterFields(spec: FilterSpec, out = new Set<string>()): Set<string> {
+  if (spec.field !== undefined) out.add(spec.field);
+  for (const inner of [...(spec.all ?? []), ...(spec.any ?? []), ...(spec.not ? [spec.not] : [])]) filterFields(inner, out);
+  return out;
 }
 
 function compileMatch(match: MappingFile['match']): (origin: RecordOrigin) => boolean {
@@ -80,8 +87,11 @@ export function compileMapping(name: string, file: MappingFile, contract: Contra
   const source = `ferry://${encodeURIComponent(ctx.agentId)}/${ctx.pipeline}`;
   const types = { c: eventType(entity, 'c'), u: eventType(entity, 'u'), d: eventType(entity, 'd'), r: eventType(entity, 'r'), t: eventType(entity, 't') };
   const violation = (record: SourceRecord, violations: Violation[]): MapOutcome => ({ kind: 'violation', code: 'FERRY_CONTRACT_VIOLATION', mapping: name, contract: contract.id, violations, record });
+  const filterReads = file.filter ? [...filterFields(file.filter)] : [];
+  const notSent = (columns: readonly string[]) =>
+    `the source did not send ${columns.join(' and ')} (unchanged, and not in its change log: for Postgres a TOASTed value, which REPLICA IDENTITY FULL sends)`;
 
-  const event = (record: SourceRecord, subject: string, data: Record<string, unknown>): MapOutcome => {
+  const event = (record: SourceRecord, subject: string, data: Record<string, unknown>, unchanged?: string[]): MapOutcome => {
     const e: FerryEvent = {
       specversion: '1.0',
       id: eventId(ctx.pipeline, entity, record.changeId),
@@ -97,6 +107,7 @@ export function compileMapping(name: string, file: MappingFile, contract: Contra
       ferrypipeline: ctx.pipeline,
     };
     if (record.txid !== undefined) e.ferrytxid = record.txid;
+    if (unchanged !== undefined) e.ferryunchanged = unchanged.join(',');
     return { kind: 'event', event: e };
   };
 
@@ -109,12 +120,31 @@ export function compileMapping(name: string, file: MappingFile, contract: Contra
       if (record.op === 't') return event(record, record.origin.name, {});
       const isDelete = record.op === 'd';
       const src = (isDelete ? (record.before ?? record.data) : record.data) ?? {};
+      // Columns whose value the target already has; a delete is mapped from its before-image, where none is missing.
+      const notInRecord = isDelete ? undefined : record.unchanged;
+      if (notInRecord !== undefined) {
+        // A filter cannot decide on a value it does not have: neither dropping nor passing the change would be true.
+        const unknown = filterReads.filter((c) => notInRecord.includes(c));
+        if (unknown.length > 0) return violation(record, [{ field: '_filter', message: `the filter reads ${unknown.join(' and ')}, but ${notSent(unknown)}` }]);
+      }
       if (filter && !filter(src)) return { kind: 'filtered', mapping: name };
 
       const data: Record<string, unknown> = {};
       let violations: Violation[] | undefined;
       let failed: Set<string> | undefined;
+      let leftOut: string[] | undefined;
       for (const f of fields) {
+        if (notInRecord !== undefined) {
+          const missing = f.from.filter((c) => notInRecord.includes(c));
+          // Any one column missing makes the field's value unknown: better left out than built from part of its sources.
+          if (missing.length > 0) {
+            if (keySet.has(f.name)) {
+              (violations ??= []).push({ field: f.name, message: `key field: ${notSent(missing)}` });
+              (failed ??= new Set()).add(f.name);
+            } else (leftOut ??= []).push(f.name);
+            continue;
+          }
+        }
         const v = f.value(src, isDelete);
         if (v === ABSENT) continue;
         if (v instanceof CastFailure) {
@@ -133,9 +163,9 @@ export function compileMapping(name: string, file: MappingFile, contract: Contra
           (failed ??= new Set()).add(k);
         }
       }
-      if (!isDelete && !contract.validate(data)) contractViolations(contract, data, failed, (violations ??= []));
+      if (!isDelete && !contract.validate(data)) contractViolations(contract, data, failed, (violations ??= []), leftOut);
       if (violations !== undefined && violations.length > 0) return violation(record, violations);
-      return event(record, singleKey === undefined ? subjectOf(keyFields.map((k) => data[k])) : subjectOfKey(data[singleKey]), data);
+      return event(record, singleKey === undefined ? subjectOf(keyFields.map((k) => data[k])) : subjectOfKey(data[singleKey]), data, leftOut);
     },
   };
 }

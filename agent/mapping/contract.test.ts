@@ -1,5 +1,9 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { contractId, contractUri } from './contract.js';
+import { contractId, contractUri, contractViolations, loadContract } from './contract.js';
+import type { Violation } from './types.js';
 
 describe('contractUri (the event dataschema)', () => {
   it('is a URN from the file name alone, whatever folder the contract sits in', () => {
@@ -26,5 +30,40 @@ describe('contractUri (the event dataschema)', () => {
   it('leaves the human contract id (dead letters, messages) as it was', () => {
     expect(contractId('customer.v1.schema.json', {})).toBe('customer/v1');
     expect(contractId('x.schema.json', { $id: 'https://hub.example/x' })).toBe('https://hub.example/x');
+  });
+});
+
+describe('contractViolations', () => {
+  it('names the field a dependentRequired error misses, and excuses only the missing fields it is told were not sent', async () => {
+    const file = path.join(await mkdtemp(path.join(tmpdir(), 'ferry-contract-')), 'doc.v1.schema.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        $schema: 'https://json-schema.org/draft/2020-12/schema',
+        type: 'object',
+        required: ['id', 'payload', 'meta'],
+        properties: { id: { type: 'integer' }, payload: { type: 'object' }, notes: { type: 'string' }, meta: { type: 'object', required: ['payload'] } },
+        dependentRequired: { notes: ['payload'] },
+      }),
+    );
+    const contract = await loadContract(file);
+    const violations = (data: Record<string, unknown>, unchanged?: string[]) => {
+      expect(contract.validate(data)).toBe(false);
+      const out: Violation[] = [];
+      contractViolations(contract, data, undefined, out, unchanged);
+      return out;
+    };
+    const data = { id: 'x', notes: 'n', meta: {} };
+    expect(violations(data)).toEqual([
+      { field: 'payload', message: 'is required by the contract but missing' },
+      { field: 'id', message: '"x" is not of type integer' },
+      { field: 'meta.payload', message: 'is required by the contract but missing' },
+      { field: 'payload', message: 'is required by the contract when notes is present, but missing' },
+    ]);
+    // Only top-level absence of the named fields is excused: a nested property of the same name and other errors stay.
+    expect(violations(data, ['payload'])).toEqual([
+      { field: 'id', message: '"x" is not of type integer' },
+      { field: 'meta.payload', message: 'is required by the contract but missing' },
+    ]);
   });
 });

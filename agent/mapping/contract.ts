@@ -100,10 +100,13 @@ function valueAt(data: unknown, pointer: string): unknown {
   return v;
 }
 
+/** Keywords whose error is about a property that is missing (`params.missingProperty`). */
+const MISSING = new Set(['required', 'dependentRequired', 'dependencies']);
+
 /** The field an ajv error is about: `since`, `address.city`. */
 function fieldOf(e: ErrorObject): string {
   const base = e.instancePath.split('/').slice(1).join('.');
-  const missing = e.keyword === 'required' ? (e.params as { missingProperty: string }).missingProperty : e.keyword === 'additionalProperties' ? (e.params as { additionalProperty: string }).additionalProperty : undefined;
+  const missing = MISSING.has(e.keyword) ? (e.params as { missingProperty: string }).missingProperty : e.keyword === 'additionalProperties' ? (e.params as { additionalProperty: string }).additionalProperty : undefined;
   return missing === undefined ? base : base ? `${base}.${missing}` : missing;
 }
 
@@ -116,6 +119,10 @@ function describe(e: ErrorObject, data: unknown): Violation {
   switch (e.keyword) {
     case 'required':
       message = 'is required by the contract but missing';
+      break;
+    case 'dependentRequired':
+    case 'dependencies':
+      message = `is required by the contract when ${String(p.property)} is present, but missing`;
       break;
     case 'additionalProperties':
       message = 'is not in the contract (additionalProperties is false)';
@@ -145,12 +152,22 @@ function describe(e: ErrorObject, data: unknown): Violation {
  * The violations of the last failed `contract.validate(data)` call (ajv keeps
  * its errors on the function; checking first keeps the valid path free of
  * allocations). Every error is listed (ajv `allErrors`) except those about
- * fields in `skip`, already reported as cast failures.
+ * fields in `skip`, already reported as cast failures, and those that only
+ * say a field of `unchanged` is missing: the mapping left it out on purpose
+ * (its source value was not sent), and the target keeps the value it has.
  */
-export function contractViolations(contract: Contract, data: unknown, skip: ReadonlySet<string> | undefined, out: Violation[]): void {
+export function contractViolations(contract: Contract, data: unknown, skip: ReadonlySet<string> | undefined, out: Violation[], unchanged?: readonly string[]): void {
   for (const e of contract.validate.errors ?? []) {
+    if (unchanged !== undefined && missesOnly(e, unchanged)) continue;
     const v = describe(e, data);
     if (skip?.has(v.field.split('.')[0]!)) continue;
     out.push(v);
   }
+}
+
+/** A top-level `required` (or `dependentRequired`) error about one of `fields`. */
+function missesOnly(e: ErrorObject, fields: readonly string[]): boolean {
+  if (e.instancePath !== '' || !MISSING.has(e.keyword)) return false;
+  const missing = (e.params as { missingProperty?: unknown }).missingProperty;
+  return typeof missing === 'string' && fields.includes(missing);
 }

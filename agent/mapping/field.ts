@@ -10,6 +10,8 @@ export const ABSENT: unique symbol = Symbol('absent');
  */
 export interface CompiledField {
   readonly name: string;
+  /** The source fields it is made from (none for a `const`). */
+  readonly from: readonly string[];
   value(source: Record<string, unknown>, isDelete: boolean): unknown;
 }
 
@@ -53,11 +55,12 @@ export function compileField(name: string, spec: FieldSpec): CompiledField {
 
   if (spec.const !== undefined) {
     const value = spec.const;
-    return { name, value: (_s, isDelete) => (isDelete ? ABSENT : value) };
+    return { name, from: sources, value: (_s, isDelete) => (isDelete ? ABSENT : value) };
   }
 
   return {
     name,
+    from: sources,
     value(source, isDelete) {
       let v = read(source);
       if (nullIf !== undefined && typeof v === 'string' && nullIf.has(v)) {

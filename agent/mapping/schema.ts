@@ -43,7 +43,7 @@ export const MatchSchema = Type.Object(
   { additionalProperties: false, minProperties: 1, maxProperties: 1, description: 'Which records this mapping applies to: exactly one of table, file, script.' },
 );
 
-export const FieldTypes = ['string', 'integer', 'decimal', 'boolean', 'date', 'timestamp'] as const;
+export const FieldTypes = ['string', 'integer', 'decimal', 'boolean', 'date', 'timestamp', 'json'] as const;
 
 export const FieldSchema = Type.Object(
   {
@@ -57,7 +57,7 @@ export const FieldSchema = Type.Object(
     type: Type.Optional(
       Type.Union(
         FieldTypes.map((t) => Type.Literal(t)),
-        { description: 'Cast of the value: string (default), integer, decimal (exact, kept as a string such as "1234.50"), boolean, date (ISO "2024-01-31"), timestamp (ISO 8601 UTC "...Z").', default: 'string' },
+        { description: 'Cast of the value: string (default), integer, decimal (exact, kept as a string such as "1234.50"), boolean, date (ISO "2024-01-31"), timestamp (ISO 8601 UTC "...Z"), json (the source\'s JSON value as is: an object stays an object).', default: 'string' },
       ),
     ),
     format: Type.Optional(

@@ -36,6 +36,43 @@ describe('record transport to the mapping thread', () => {
     expect('invalid' in back[0]!).toBe(false);
     expect('before' in back[0]!).toBe(false);
     expect('txid' in back[0]!).toBe(false);
+    expect('unchanged' in back[0]!).toBe(false);
+  });
+
+  it('carries every field a SourceRecord can have', () => {
+    const full: Required<SourceRecord> = {
+      origin: { kind: 'table', name: 'public.docs' },
+      op: 'u',
+      data: { id: 1, n: 2 },
+      before: { id: 1 },
+      unchanged: ['body', 'notes'],
+      changeId: '0/16B3748:3',
+      time: '2026-11-23T10:00:00.000000Z',
+      location: 'public.docs @ 0/16B3740 xid 4711',
+      position: '0/16B3740',
+      txid: '4711',
+      invalid: 'cannot decode change: x',
+    };
+    // A field added to SourceRecord and forgotten by the transport fails here: Required<> makes the test name it.
+    expect(acrossThreads([full])).toEqual([full]);
+  });
+
+  it("keeps each record's unchanged columns, shared lists and interleaved shapes alike", () => {
+    const records: SourceRecord[] = [
+      row(0, { id: 1, n: 1 }, { op: 'u', before: { id: 1 }, unchanged: ['body'] }),
+      row(1, { id: 2, n: 1 }, { op: 'u', before: { id: 2 }, unchanged: ['body'] }),
+      row(2, { id: 3, n: 1, body: 'small' }, { op: 'u', before: { id: 3 } }),
+      row(3, { id: 4 }, { op: 'u', before: { id: 4 }, unchanged: ['body', 'n'] }),
+      // A list equal to a data shape is still a list of its own record.
+      row(4, { body: 'x' }, { op: 'u', unchanged: ['id', 'n'] }),
+      row(5, { id: 6, n: 1 }, { op: 'u', before: { id: 6 }, unchanged: ['body'] }),
+    ];
+    const packed = packRecords(records);
+    expect(packed.shapes.filter((s) => s.join() === 'body')).toHaveLength(1);
+    const back = acrossThreads(records);
+    expect(back).toEqual(records);
+    expect(back.map((r) => r.unchanged)).toEqual([['body'], ['body'], undefined, ['body', 'n'], ['id', 'n'], ['body']]);
+    expect('unchanged' in back[2]!).toBe(false);
   });
 
   it('keeps values structured clone keeps, and makes Buffers Buffers again', () => {

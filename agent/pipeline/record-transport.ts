@@ -15,7 +15,8 @@ import type { Operation, RecordOrigin, SourceRecord } from '../plugin/source.js'
  * value as a slice of the batch's text (docs/benchmarks.md).
  *
  * `heads` holds, per record: origin index, op index, data shape, before
- * shape (-1 when there is no before-image). `slots` holds, per record:
+ * shape (-1 when there is no before-image), and the shape whose keys are the
+ * record's `unchanged` columns (-1 when it has none). `slots` holds, per record:
  * changeId, time, location, position, txid, invalid, the data values in
  * shape order, then the before values: the length of a string in `text`
  * (≥ 0), or OTHER (the next entry of `others`), ABSENT (undefined) or NULL.
@@ -32,7 +33,7 @@ export interface PackedRecords {
 
 const OPS: readonly Operation[] = ['c', 'u', 'd', 'r', 't'];
 const OP_INDEX: Record<Operation, number> = { c: 0, u: 1, d: 2, r: 3, t: 4 };
-const HEAD = 4;
+const HEAD = 5;
 const FIXED_SLOTS = 6;
 const OTHER = -1;
 const ABSENT = -2;
@@ -58,6 +59,8 @@ export function packRecords(records: readonly SourceRecord[]): PackedRecords {
     heads[h + 1] = OP_INDEX[r.op];
     heads[h + 2] = dataShape;
     heads[h + 3] = beforeShape;
+    // A list of column names is a shape like any other: a table's updates mostly repeat the same one.
+    heads[h + 4] = r.unchanged === undefined ? -1 : shapes.ofList(r.unchanged);
     slotCount += FIXED_SLOTS + shapes.keys[dataShape]!.length + (beforeShape < 0 ? 0 : shapes.keys[beforeShape]!.length);
   }
   const writer = new SlotWriter(slotCount);
@@ -104,6 +107,8 @@ export function unpackRecords(packed: PackedRecords): SourceRecord[] {
       record.before = {};
       fill(record.before, shapes[beforeShape]!, reader);
     }
+    const unchangedShape = heads[h + 4]!;
+    if (unchangedShape >= 0) record.unchanged = shapes[unchangedShape]!;
     if (txid !== undefined) record.txid = txid;
     if (invalid !== undefined) record.invalid = invalid;
     out[n] = record;
@@ -164,23 +169,37 @@ function fill(target: Record<string, unknown>, keys: readonly string[], reader: 
 }
 
 /**
- * The distinct key lists of a batch's objects. Consecutive records nearly
- * always share one, so an object is first compared with the last shape,
- * key by key, without allocating.
+ * The distinct key lists of a batch's objects (and its `unchanged` column
+ * lists). Consecutive records nearly always share one, so an object is first
+ * compared with the last shape, key by key, without allocating.
  */
 class ShapeTable {
   readonly keys: string[][] = [];
   private last = -1;
+  // The last `unchanged` list apart: interleaved with data shapes, one shared `last` would miss every time.
+  private lastList = -1;
 
   of(object: Record<string, unknown>): number {
     if (this.last >= 0 && sameKeys(object, this.keys[this.last]!)) return this.last;
-    const keys = Object.keys(object);
-    const joined = keys.join('\0');
-    let found = this.keys.findIndex((k) => k.length === keys.length && k.join('\0') === joined);
-    if (found < 0) found = this.keys.push(keys) - 1;
-    this.last = found;
-    return found;
+    return (this.last = this.find(Object.keys(object)));
   }
+
+  ofList(list: readonly string[]): number {
+    if (this.lastList >= 0 && sameList(list, this.keys[this.lastList]!)) return this.lastList;
+    return (this.lastList = this.find([...list]));
+  }
+
+  private find(keys: string[]): number {
+    const joined = keys.join('\0');
+    const found = this.keys.findIndex((k) => k.length === keys.length && k.join('\0') === joined);
+    return found >= 0 ? found : this.keys.push(keys) - 1;
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Own enumerable keys, in order, equal to `keys` (an inherited key makes it unequal, and Object.keys decides). */

@@ -33,6 +33,16 @@ export interface SourceRecord {
   /** The before-image, where the source has one (updates and deletes). */
   before?: Record<string, unknown>;
   /**
+   * Columns whose value did not change and that the source could not send,
+   * so they are absent from `data` (never a placeholder value): a Postgres
+   * update under `REPLICA IDENTITY DEFAULT` omits its unchanged TOASTed
+   * columns. The target already holds their value. A mapping leaves the
+   * fields made from them out of the event and names those fields in the
+   * event's `ferryunchanged`. Set only when non-empty; key columns never
+   * belong here.
+   */
+  unchanged?: readonly string[];
+  /**
    * The identity of this change, the same every time the same change is read
    * again, across restarts and re-reads (e.g. `sha256-of-file:line`, `lsn:txid:n`).
    * The event id is derived from it, so it must never depend on timing.

@@ -1,6 +1,6 @@
 import type { Operation, SourceRecord } from '../../agent/plugin/source.js';
 import { UNCHANGED_TOAST, type RawTuple, type Relation } from './pgoutput-decoder.js';
-import { decoderFor, UNAVAILABLE, type Decoder } from './type-decoding.js';
+import { decoderFor, type Decoder } from './type-decoding.js';
 
 /** The transaction a change belongs to, as its Begin message told. */
 export interface TransactionContext {
@@ -42,29 +42,32 @@ function planOf(relation: Relation): RelationPlan {
   return plan;
 }
 
-/**
- * One streamed change as a record. changeId is `<commit LSN>:<n>` (n counts
- * the transaction's changes from 0), so re-reading the transaction after a
- * restart yields the same ids. Runs once per change: no per-row lookups.
- */
 /** The LSN of the commit of the transaction a streamed record belongs to: its changeId is `<commit LSN>:<n>`. */
 export function commitLsnOf(record: SourceRecord): string {
   return record.changeId.slice(0, record.changeId.indexOf(':'));
 }
 
+/**
+ * One streamed change as a record. changeId is `<commit LSN>:<n>` (n counts
+ * the transaction's changes from 0), so re-reading the transaction after a
+ * restart yields the same ids. Runs once per change: no per-row lookups.
+ */
 export function changeRecord(msg: ChangeMessage, txn: TransactionContext, index: number, lsn: string): SourceRecord {
   const plan = planOf(msg.relation);
   const op: Operation = msg.tag === 'insert' ? 'c' : msg.tag === 'update' ? 'u' : 'd';
   let data: Record<string, unknown>;
   let before: Record<string, unknown> | undefined;
   let invalid: string | undefined;
+  let unchanged: string[] | undefined;
   try {
     if (msg.tag === 'insert') {
       data = decodeTuple(plan, msg.newTuple);
     } else if (msg.tag === 'update') {
       before = msg.oldTuple ? decodeTuple(plan, msg.oldTuple) : keyOf(plan, msg.keyTuple ?? msg.newTuple);
-      // Under REPLICA IDENTITY FULL the old tuple has the TOASTed values the new one omits.
-      data = decodeTuple(plan, msg.newTuple, msg.oldTuple);
+      // Under REPLICA IDENTITY FULL the old tuple has the TOASTed values the new one omits;
+      // under DEFAULT they are not in the WAL at all, so the record names them instead.
+      unchanged = [];
+      data = decodeTuple(plan, msg.newTuple, msg.oldTuple, unchanged);
     } else {
       before = msg.oldTuple ? decodeTuple(plan, msg.oldTuple) : keyOf(plan, msg.keyTuple ?? []);
       data = before;
@@ -72,6 +75,7 @@ export function changeRecord(msg: ChangeMessage, txn: TransactionContext, index:
   } catch (error) {
     data = { _raw: rawOf(msg) };
     before = undefined;
+    unchanged = undefined;
     invalid = `cannot decode change: ${(error as Error).message}`;
   }
   const record: SourceRecord = {
@@ -85,6 +89,7 @@ export function changeRecord(msg: ChangeMessage, txn: TransactionContext, index:
     txid: String(txn.xid),
   };
   if (before) record.before = before;
+  if (unchanged !== undefined && unchanged.length > 0) record.unchanged = unchanged;
   if (invalid !== undefined) record.invalid = invalid;
   return record;
 }
@@ -104,14 +109,24 @@ export function truncateRecord(relation: Relation, txn: TransactionContext, inde
   };
 }
 
-function decodeTuple(plan: RelationPlan, tuple: RawTuple, fallback?: RawTuple): Record<string, unknown> {
+/**
+ * The tuple as a row. A value Postgres did not send (unchanged TOAST) is
+ * taken from `fallback` when that has it; otherwise the column is left out of
+ * the row and its name goes to `unchanged`: no placeholder a mapping or a
+ * contract could mistake for the value.
+ */
+function decodeTuple(plan: RelationPlan, tuple: RawTuple, fallback?: RawTuple, unchanged?: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const { names, decoders } = plan;
   for (let i = 0; i < names.length; i++) {
     let raw = tuple[i];
     if (raw === UNCHANGED_TOAST && fallback) raw = fallback[i];
     if (raw === undefined) continue; // a column added after this tuple was written
-    out[names[i]!] = raw === null ? null : raw === UNCHANGED_TOAST ? UNAVAILABLE : decoders[i]!(raw);
+    if (raw === UNCHANGED_TOAST) {
+      unchanged?.push(names[i]!);
+      continue;
+    }
+    out[names[i]!] = raw === null ? null : decoders[i]!(raw);
   }
   return out;
 }
@@ -127,8 +142,11 @@ function keyOf(plan: RelationPlan, tuple: RawTuple): Record<string, unknown> {
   return out;
 }
 
+/** What a dead-letter entry shows for a value Postgres did not send, in the raw tuples of an undecodable change. */
+const RAW_UNCHANGED = '(unchanged TOAST value, not sent)';
+
 function rawOf(msg: ChangeMessage): Record<string, unknown> {
-  const plain = (t?: RawTuple) => t?.map((v) => (v === UNCHANGED_TOAST ? UNAVAILABLE : v));
+  const plain = (t?: RawTuple) => t?.map((v) => (v === UNCHANGED_TOAST ? RAW_UNCHANGED : v));
   if (msg.tag === 'insert') return { new: plain(msg.newTuple) };
   return { new: plain(msg.tag === 'update' ? msg.newTuple : undefined), old: plain(msg.oldTuple), key: plain(msg.keyTuple) };
 }

@@ -4,7 +4,6 @@ import { PostgresCdcSource } from './postgres-cdc-source.js';
 
 export { PostgresCdcConfig } from './config.js';
 export { PostgresCdcSource } from './postgres-cdc-source.js';
-export { UNAVAILABLE } from './type-decoding.js';
 export type { PgCdcCheckpoint } from './checkpoint.js';
 
 export const postgresCdcSource = defineSource({

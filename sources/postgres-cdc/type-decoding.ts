@@ -13,9 +13,6 @@
  *   Postgres text as is.
  */
 
-/** What a column holds when Postgres did not send an unchanged TOASTed value. */
-export const UNAVAILABLE = '__ferry_unavailable__';
-
 export type Decoder = (text: string) => unknown;
 
 const asString: Decoder = (t) => t;
