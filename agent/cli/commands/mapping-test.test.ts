@@ -53,6 +53,18 @@ describe('ferry mapping test', () => {
     expect(events[1]!.data).toEqual({ id: '8' });
   });
 
+  it('takes the columns a source did not send, and leaves their fields out as the agent does', async () => {
+    const row = { op: 'u', data: { KUNDE_NR: '9', NACHNAME: 'Neu', KUNDE_SEIT: '01.01.2020', STATUS: 'A' }, unchanged: ['EMAIL'] };
+    const input = await sample('rows.jsonl', JSON.stringify(row));
+    const r = ferry('mapping', 'test', 'mappings/customers.yaml', '--input', input, '--origin', 'kunden_x.csv');
+    expect(r.stderr).toContain('1 rows: 1 events, 0 filtered, 0 with violations');
+    const event = JSON.parse(r.stdout) as { data: Record<string, unknown>; ferryunchanged?: string };
+    expect(event.ferryunchanged).toBe('email');
+    expect(event.data).not.toHaveProperty('email');
+    const bad = await sample('bad.jsonl', JSON.stringify({ ...row, unchanged: 'EMAIL' }));
+    expect(ferry('mapping', 'test', 'mappings/customers.yaml', '--input', bad).stderr).toContain('unchanged must be a list of column names');
+  });
+
   it('reports records no mapping matches', async () => {
     const input = await sample('orders.csv', 'ID\n1\n');
     const r = ferry('mapping', 'test', 'mappings/customers.yaml', '--input', input);

@@ -21,6 +21,8 @@ interface SampleRow {
   data: Record<string, unknown>;
   op?: Operation;
   before?: Record<string, unknown>;
+  /** Columns the source did not send (a Postgres update's unchanged TOASTed values). */
+  unchanged?: string[];
 }
 
 /**
@@ -54,6 +56,7 @@ export async function run(opts: MappingTestOptions): Promise<number> {
       op: row.op ?? 'c',
       data: row.data,
       ...(row.before ? { before: row.before } : {}),
+      ...(row.unchanged ? { unchanged: row.unchanged } : {}),
       changeId: `${name}:${row.line}`,
       time,
       location: `${name} line ${row.line}`,
@@ -94,7 +97,8 @@ function csvRows(text: string, delimiter: string, file: string): SampleRow[] {
 
 /**
  * JSON lines, or one JSON array. A row is either the record's fields, or a
- * record with `data` (and optionally `op` and `before`) to try updates and deletes.
+ * record with `data` (and optionally `op`, `before` and `unchanged`) to try
+ * updates and deletes.
  */
 function jsonRows(text: string, file: string): SampleRow[] {
   const trimmed = text.trim();
@@ -110,7 +114,11 @@ function jsonRows(text: string, file: string): SampleRow[] {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new FerryError('FERRY_USAGE', `row at line ${line} is not a JSON object`, { where: `${file}:${line}` });
     const v = value as Record<string, unknown>;
     if (v.data !== null && typeof v.data === 'object' && (v.op === undefined || typeof v.op === 'string')) {
-      return { line, data: v.data as Record<string, unknown>, op: v.op as Operation | undefined, before: v.before as Record<string, unknown> | undefined };
+      if (v.unchanged !== undefined && (!Array.isArray(v.unchanged) || v.unchanged.some((c) => typeof c !== 'string'))) {
+        throw new FerryError('FERRY_USAGE', `row at line ${line}: unchanged must be a list of column names`, { where: `${file}:${line}` });
+      }
+      const unchanged = v.unchanged as string[] | undefined;
+      return { line, data: v.data as Record<string, unknown>, op: v.op as Operation | undefined, before: v.before as Record<string, unknown> | undefined, ...(unchanged ? { unchanged } : {}) };
     }
     return { line, data: v };
   });
