@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -8,6 +8,9 @@ import { pieceStart, type MappedBatch } from '../pipeline/mapped-batch.js';
 import { queueBatch } from './batch-payload.js';
 import { OffHeapText } from './off-heap-text.js';
 import { partitionOf } from './partition.js';
+
+/** Tells this process's batch job ids from those a previous run gave the same events. */
+const RUN_NONCE = randomBytes(16);
 import { openPartitionQueue } from './partition-queue.js';
 import { writeUntilStored } from './write-until-stored.js';
 
@@ -56,6 +59,8 @@ export class PartitionedEnqueuer {
       delivery: DeliveryConfig;
       logger: Logger;
       onDurable: (seq: number) => void;
+      /** This run's part of every job id (tests stand for a restarted agent with another). */
+      runNonce?: Buffer;
     },
   ) {
     const { partitions, batch } = opts.delivery;
@@ -187,9 +192,11 @@ export class PartitionedEnqueuer {
     const count = buf.lines.count;
     if (count === 0) return;
     const bytes = buf.lines.copy();
-    // Same events ⇒ same job id: re-queueing after a crash is a no-op while the job is still queued.
-    // (sha256 over every id followed by a NUL.)
-    const jobId = `b${hash('sha256', buf.ids.view(), 'hex').slice(0, 32)}`;
+    // Same events in this process ⇒ same job id, so a retried add whose first try did land is a no-op.
+    // Not across a restart: a batch read again after a crash must queue behind what is already queued,
+    // or a re-sent older change whose later change's job still waited would reach the target after it.
+    // (sha256 over this process's nonce, then every id followed by a NUL.)
+    const jobId = `b${hash('sha256', Buffer.concat([this.opts.runNonce ?? RUN_NONCE, buf.ids.view()]), 'hex').slice(0, 32)}`;
     const seqs = buf.seqs;
     buf.lines.clear();
     buf.ids.clear();

@@ -6,12 +6,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { DeliveryConfig } from '../../agent/config/schema.js';
 import type { FerryEvent } from '../../agent/event/cloud-event.js';
 import { MappedBatchBuilder } from '../../agent/pipeline/mapped-batch.js';
-import { payloadKey, queueBatch, sweepOrphanPayloads } from '../../agent/queue/batch-payload.js';
+import { loadBatch, payloadKey, queueBatch, sweepOrphanPayloads } from '../../agent/queue/batch-payload.js';
 import { DeadLetterQueue } from '../../agent/queue/dead-letter-queue.js';
 import { DeliveryWorkers } from '../../agent/queue/delivery-worker.js';
 import { PartitionedEnqueuer } from '../../agent/queue/partitioned-enqueuer.js';
 import { partitionOf } from '../../agent/queue/partition.js';
 import { partitionQueueName } from '../../agent/queue/queue-names.js';
+import { openPartitionQueue } from '../../agent/queue/partition-queue.js';
 import { createLogger } from '../../agent/telemetry/logger.js';
 import { Telemetry } from '../../agent/telemetry/metrics.js';
 import { fileSink } from '../../sinks/file/index.js';
@@ -95,6 +96,38 @@ describe('batch payloads', () => {
     await waitFor('no payload left', async () => (await t.payloads()).length === 0, 5_000);
     await q.close();
     await t.close();
+  });
+
+  it('a batch read again after a restart queues behind what is queued: a re-sent change is followed again by its key\'s later change', async () => {
+    const prefix = uniquePrefix('requeue-order');
+    const one: DeliveryConfig = { ...DELIVERY, partitions: 1 };
+    const [v3, v4] = sampleEvents(2, 'requeue').map((e) => ({ ...e, subject: 'K1' }));
+    const queueTwoBatches = async (runNonce: string) => {
+      const q = new PartitionedEnqueuer({ connection: redis, prefix, pipeline: 'p', sinks: ['audit'], delivery: one, logger, onDurable: () => {}, runNonce: Buffer.from(runNonce) });
+      for (const [seq, e] of [v3!, v4!].entries()) {
+        q.open(seq);
+        q.add(e, seq);
+        q.seal(seq);
+        await q.flushAll();
+      }
+      await q.close();
+    };
+    const queue = openPartitionQueue(redis, prefix, 'p', 'audit', 0);
+    try {
+      await queueTwoBatches('first run');
+      // The first batch is delivered (its job removed), the second still waits; then the agent dies before its
+      // position passed either, and the next run reads both again as the same two batches.
+      const [delivered] = await queue.getJobs(['wait'], 0, 0, true);
+      await delivered!.remove();
+      await queueTwoBatches('second run');
+      const order: string[] = [];
+      for (const job of await queue.getJobs(['wait'], 0, -1, true)) order.push(...(await loadBatch(redis, queue, job))!.events.map((e) => e.id));
+      // v4 (still queued), v3 again, and v4 again after it: applied in arrival order, the key ends at v4.
+      expect(order).toEqual([v4!.id, v3!.id, v4!.id]);
+    } finally {
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
   });
 
   it('a job id queued twice keeps one job and one payload', async () => {
