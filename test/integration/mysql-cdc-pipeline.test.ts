@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, uniquePrefix, type FerryProcess } from '../support/agent-process.js';
-import { expectAllDelivered, replayDifferences, replayedTables, snapshotThenWorkloadThroughKills, snapshotWhileWriting, type TableRows } from '../support/change-ledger.js';
-import { mariadbWorkload, mysqlCdcWorkspace } from '../support/workload-dialects.js';
+import { expectAllDelivered, replayDifferences, replayedTables, snapshotThenWorkloadThroughKills, snapshotWhileWriting } from '../support/change-ledger.js';
+import { mariadbTableRows, mariadbWorkload, mysqlCdcWorkspace } from '../support/workload-dialects.js';
 
 /**
  * MariaDB binlog CDC through the whole agent: a mixed workload over two tables
@@ -60,17 +60,7 @@ describe('mysql-cdc → queue → file sink', () => {
 
     await expectAllDelivered(agent, ws.out, expected);
     // A consumer applying the events in order ends with the tables as they are.
-    const tables: TableRows = new Map();
-    const c = await mysql.createConnection(URL);
-    try {
-      for (const t of TABLES) {
-        const [rows] = await c.query(`SELECT id, version, note FROM ${t}`);
-        for (const r of rows as Array<{ id: number; version: number; note: string }>) tables.set(`${t}/${r.id}`, { version: Number(r.version), note: String(r.note) });
-      }
-    } finally {
-      await c.end();
-    }
-    expect(replayDifferences(replayedTables(ws.out), tables)).toEqual([]);
+    expect(replayDifferences(replayedTables(ws.out), await mariadbTableRows(URL, TABLES))).toEqual([]);
   }, 480_000);
 
   it('takes its snapshot while the tables are written to: replaying the sink gives the tables as they are, in per-key order', async () => {
@@ -96,19 +86,7 @@ describe('mysql-cdc → queue → file sink', () => {
         tableCount: TABLES.length,
         changes: 20_000,
         workload: mariadbWorkload(url),
-        tables: async () => {
-          const rows: TableRows = new Map();
-          const q = await mysql.createConnection(url);
-          try {
-            for (const t of TABLES) {
-              const [found] = await q.query(`SELECT id, version, note FROM ${t}`);
-              for (const r of found as Array<{ id: number; version: number; note: string }>) rows.set(`${t}/${r.id}`, { version: Number(r.version), note: String(r.note) });
-            }
-          } finally {
-            await q.end();
-          }
-          return rows;
-        },
+        tables: () => mariadbTableRows(url, TABLES),
       });
     } finally {
       await admin(`DROP DATABASE IF EXISTS ${db}`).catch(() => {});

@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
-import { E2E_DELIVERY, expectAllDelivered, replayDifferences, replayedTables, snapshotThenWorkloadThroughKills, snapshotWhileWriting, rowPipelineWorkspace, type TableRows } from '../support/change-ledger.js';
-import { postgresCdcWorkspace, postgresWorkload } from '../support/workload-dialects.js';
+import { E2E_DELIVERY, expectAllDelivered, replayDifferences, replayedTables, snapshotThenWorkloadThroughKills, snapshotWhileWriting, rowPipelineWorkspace } from '../support/change-ledger.js';
+import { postgresCdcWorkspace, postgresTableRows, postgresWorkload } from '../support/workload-dialects.js';
 import { dropDatabaseAndSlots, pgQuery } from '../support/postgres.js';
 
 /**
@@ -67,11 +67,7 @@ describe('postgres-cdc → queue → file sink', () => {
     );
     await expectAllDelivered(agent, ws.out, expected);
     // A consumer applying the events in order ends with the tables as they are.
-    const tables: TableRows = new Map();
-    for (const t of TABLES) {
-      for (const r of await pgQuery(URL, `SELECT id, version, note FROM public.${t}`)) tables.set(`${t}/${r.id}`, { version: Number(r.version), note: String(r.note) });
-    }
-    expect(replayDifferences(replayedTables(ws.out), tables)).toEqual([]);
+    expect(replayDifferences(replayedTables(ws.out), await postgresTableRows(URL, TABLES))).toEqual([]);
   }, 480_000);
 
   it('takes its snapshot while the tables are written to: replaying the sink gives the tables as they are, in per-key order', async () => {
@@ -93,11 +89,7 @@ describe('postgres-cdc → queue → file sink', () => {
         tableCount: TABLES.length,
         changes: 20_000,
         workload: postgresWorkload(url),
-        tables: async () => {
-          const rows: TableRows = new Map();
-          for (const t of TABLES) for (const r of await pgQuery(url, `SELECT id, version, note FROM public.${t}`)) rows.set(`${t}/${r.id}`, { version: Number(r.version), note: String(r.note) });
-          return rows;
-        },
+        tables: () => postgresTableRows(url, TABLES),
       });
     } finally {
       await dropDatabaseAndSlots(ADMIN, db);

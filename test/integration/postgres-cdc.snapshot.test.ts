@@ -3,6 +3,7 @@ import { FerryError } from '../../agent/errors/index.js';
 import type { Checkpoint, SnapshotBatch, SnapshotRequest, SourceRecord } from '../../agent/plugin/source.js';
 import { ADMIN_URL, context, Driver, makeSource, TestDatabase } from './postgres-cdc.helpers.js';
 import { pgQuery } from '../support/postgres.js';
+import type { PostgresCdcSource } from '../../sources/postgres-cdc/postgres-cdc-source.js';
 
 const db = new TestDatabase();
 
@@ -25,6 +26,19 @@ afterAll(() => db.drop());
 type Row = Record<string, unknown>;
 
 /** Applies events in order, as a sink upserting by key would. */
+/** Opens a source, makes its first two snapshot chunks (rows 1–1,000) durable and dies there, as an agent killed mid-snapshot. */
+async function killedAfterTwoChunks(source: () => PostgresCdcSource): Promise<{ cp: Checkpoint; durable: SourceRecord[] }> {
+  const first = await new Driver(source()).open();
+  try {
+    await first.until((rs) => rs.length >= 1000);
+    const cp = first.batches[1]!.checkpoint;
+    await first.source.commit(cp);
+    return { cp, durable: first.batches.slice(0, 2).flatMap((b) => b.records) };
+  } finally {
+    await first.close();
+  }
+}
+
 function replay(records: SourceRecord[], table: string, key: (data: Row) => string): Map<string, Row> {
   const rows = new Map<string, Row>();
   for (const r of records.filter((x) => x.origin.name === table)) {
@@ -118,20 +132,11 @@ describe('postgres-cdc snapshot resumed after changes', () => {
       INSERT INTO public.stock SELECT g, 1 FROM generate_series(1, 2000) g;
       CREATE PUBLICATION pub_stock FOR TABLE public.stock;`);
     const source = () => makeSource(db, { slot: 'snap_resume_order', publication: 'pub_stock', tables: ['public.stock'], snapshotChunkSize: 500, heartbeatMs: 200 });
-    const first = await new Driver(source()).open();
-    let cp: Checkpoint;
-    try {
-      await first.until((rs) => rs.length >= 1000);
-      cp = first.batches[1]!.checkpoint; // rows 1-1000 durable
-      await first.source.commit(cp);
-    } finally {
-      await first.close(); // killed mid-snapshot
-    }
+    const { cp, durable } = await killedAfterTwoChunks(source);
     // While the agent is down: rows on both sides of the resume point change twice; one of each is deleted; one is new.
     for (let round = 0; round < 2; round++) await db.sql(`UPDATE public.stock SET version = version + 1 WHERE id IN (10, 700, 1500, 1999)`);
     await db.sql(`DELETE FROM public.stock WHERE id IN (20, 1600); INSERT INTO public.stock VALUES (2500, 1)`);
 
-    const durable = first.batches.slice(0, 2).flatMap((b) => b.records);
     const second = await new Driver(source()).open(cp);
     try {
       // Written after the resume: comes after every snapshot row.
@@ -177,16 +182,7 @@ describe('postgres-cdc snapshot resumed after changes', () => {
     const lsnOf = (c: Checkpoint) => (c as { lsn: string }).lsn;
     const isAfter = async (a: string, b: string) => (await db.sql<{ after: boolean }>(`SELECT $1::pg_lsn > $2::pg_lsn AS after`, [a, b]))[0]!.after;
 
-    const first = await new Driver(source()).open();
-    let cp: Checkpoint;
-    try {
-      await first.until((rs) => rs.length >= 1000);
-      cp = first.batches[1]!.checkpoint; // rows 1-1000 durable
-      await first.source.commit(cp);
-    } finally {
-      await first.close(); // killed mid-snapshot
-    }
-    const durable = first.batches.slice(0, 2).flatMap((b) => b.records);
+    const { cp, durable } = await killedAfterTwoChunks(source);
     // Changed while down: the resumed run's catch-up, and WAL that puts its new consistent point past `cp`.
     await db.sql(`UPDATE public.parcels SET version = 2 WHERE id IN (5, 1200); DELETE FROM public.parcels WHERE id = 1300`);
 

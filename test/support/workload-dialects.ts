@@ -1,6 +1,6 @@
 import { createConnection as mysqlConnect, type Connection as MysqlConnection } from 'mysql2/promise';
 import pg from 'pg';
-import { E2E_DELIVERY, mixedWorkload, ordersAndCustomers, rowPipelineWorkspace, type WorkloadDialect } from './change-ledger.js';
+import { E2E_DELIVERY, mixedWorkload, ordersAndCustomers, rowPipelineWorkspace, type TableRows, type WorkloadDialect } from './change-ledger.js';
 
 const pgClient = pg.Client;
 
@@ -59,6 +59,33 @@ export function mariadbWorkload(url: string): (changes: number, firstNewId?: num
       await c.end();
     }
   };
+}
+
+/** The rows of the end-to-end `tables` in the Postgres database at `url`, keyed `table/id` (see replayedTables). */
+export async function postgresTableRows(url: string, tables: readonly string[]): Promise<TableRows> {
+  const c = new pgClient({ connectionString: url });
+  await c.connect();
+  try {
+    return await tableRows(tables, async (t) => (await c.query<{ id: number; version: number; note: string }>(`SELECT id, version, note FROM public.${t}`)).rows);
+  } finally {
+    await c.end();
+  }
+}
+
+/** The rows of the end-to-end `tables` in the MariaDB database at `url`, keyed `table/id`. */
+export async function mariadbTableRows(url: string, tables: readonly string[]): Promise<TableRows> {
+  const c = await mysqlConnect(url);
+  try {
+    return await tableRows(tables, async (t) => (await c.query(`SELECT id, version, note FROM ${t}`))[0] as Array<{ id: number; version: number; note: string }>);
+  } finally {
+    await c.end();
+  }
+}
+
+async function tableRows(tables: readonly string[], select: (table: string) => Promise<Array<{ id: number; version: number; note: string }>>): Promise<TableRows> {
+  const rows: TableRows = new Map();
+  for (const t of tables) for (const r of await select(t)) rows.set(`${t}/${r.id}`, { version: Number(r.version), note: String(r.note) });
+  return rows;
 }
 
 /** The workspace of a postgres-cdc end-to-end test over `orders` and `customers` (see rowPipelineWorkspace). */
