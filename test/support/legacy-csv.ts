@@ -42,7 +42,7 @@ export function perKeyOrderViolations(events: readonly { subject: string; data: 
 export function dropCsv(path: string, lines: readonly string[], header = KUNDEN_HEADER): void {
   // Outside the watched folder: the source must only ever see the finished file.
   const tmp = join(tmpdir(), `${process.pid}-${Date.now()}-${basename(path)}`);
-  writeFile(tmp, iconv.encode([header, ...lines, ''].join('\r\n'), 'win1252'));
+  writeFile(tmp, kundenCsv(lines, header));
   mkdirSync(dirname(path), { recursive: true });
   renameSync(tmp, path);
 }
@@ -109,4 +109,9 @@ ${sinks}${delivery}`,
   );
   mkdirSync(join(dir, 'inbox'), { recursive: true });
   return config;
+}
+
+/** The bytes `dropCsv` writes for `lines`: a legacy export, Windows-1252, CRLF, a line break after the last row. */
+export function kundenCsv(lines: readonly string[], header = KUNDEN_HEADER): Buffer {
+  return iconv.encode([header, ...lines, ''].join('\r\n'), 'win1252');
 }

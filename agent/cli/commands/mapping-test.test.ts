@@ -29,7 +29,7 @@ describe('ferry mapping test', () => {
     expect(r.code).toBe(2);
     const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { subject: string; type: string; data: Record<string, unknown>; ferryposition: string });
     expect(events.map((e) => e.subject)).toEqual(['10001', '10004']);
-    expect(events[0]).toMatchObject({ type: 'customer.created', ferryposition: 'kunden_2024-01-31.csv:2', data: { name: 'Jürgen Straßer', email: 'juergen@example.de', balance: '1234.50', since: '2024-01-31', status: 'active' } });
+    expect(events[0]).toMatchObject({ type: 'customer.created', ferryposition: 'kunden_2024-01-31.csv#2', data: { name: 'Jürgen Straßer', email: 'juergen@example.de', balance: '1234.50', since: '2024-01-31', status: 'active' } });
     expect(events[1]!.data).toMatchObject({ name: 'Zoë Weiß-€', since: '2024-02-29', status: 'inactive' });
     expect(r.stderr).toContain('row 2 (line 3): FERRY_CONTRACT_VIOLATION since: "31.02.2024" is not a valid date in format dd.MM.yyyy');
     expect(r.stderr).toContain('row 2 (line 3): FERRY_CONTRACT_VIOLATION status: "unknown" is not one of "active", "inactive"');

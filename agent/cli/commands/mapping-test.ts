@@ -60,7 +60,7 @@ export async function run(opts: MappingTestOptions): Promise<number> {
       changeId: `${name}:${row.line}`,
       time,
       location: `${name} line ${row.line}`,
-      position: `${name}:${row.line}`,
+      position: `${name}#${row.line}`,
     };
     for (const outcome of set.apply(record)) {
       if (outcome.kind === 'event') {
