@@ -1,6 +1,7 @@
 import { FerryError, RetryableError } from '../../agent/errors/index.js';
 import { formatPosition, type BinlogPosition } from './position.js';
 import type { LoggedStatement } from './transaction-reader.js';
+import { startOverFix } from '../../agent/errors/start-over.js';
 
 /** mysql2 error fields this module looks at. */
 interface MysqlError extends Error {
@@ -68,20 +69,6 @@ export function classifyMysqlError(err: unknown, at: BinlogPosition, reader?: Re
   return new FerryError('FERRY_SOURCE_UNAVAILABLE', `MySQL binlog reader failed: ${message}`, { where, cause: e });
 }
 
-/**
- * How to start a pipeline over from a new snapshot, for a stored position
- * Ferry cannot go on from. `ferry snapshot` is no way out: it leaves the
- * stored position alone, so the agent would stop at the same place again.
- * The key is checkpointKey() of agent/queue/queue-names.ts.
- */
-export function startOverFix(pipeline: string | undefined): string {
-  const name = pipeline ?? 'PIPELINE';
-  return (
-    `stop the agent, delete the pipeline's stored position with redis-cli -u REDIS_URL DEL ferry:pipeline:${name}:checkpoint ` +
-    '(REDIS_URL being queue.redis; ferry the default queue.prefix, put yours if you set one) and start the agent with snapshot: initial: ' +
-    'it re-reads every captured table and streams on from there. `ferry snapshot` alone does not help: it leaves the stored position as it is'
-  );
-}
 
 /**
  * Rows of a captured table without column names in the binlog, and no

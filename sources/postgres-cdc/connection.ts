@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { FerryError, RetryableError } from '../../agent/errors/index.js';
+import { startOverFix } from '../../agent/errors/start-over.js';
 
 /**
  * Session settings for both connections, so the text Postgres sends is the
@@ -121,13 +122,15 @@ export function slotInUse(slot: string, pid: number, where: string): FerryError 
   return new FerryError('FERRY_SOURCE_SLOT_IN_USE', `replication slot ${slot} is in use by pid ${pid}`, { where });
 }
 
-export function slotLost(slot: string, why: string, where: string): FerryError {
+export function slotLost(slot: string, why: string, where: string, pipeline?: string): FerryError {
   return new FerryError(
     'FERRY_SOURCE_POSITION_LOST',
-    `replication slot ${slot}: ${why}; the changes since Ferry's last position may be gone`,
+    `${pipeline === undefined ? '' : `pipeline ${pipeline}: `}replication slot ${slot}: ${why}; the changes since Ferry's last position may be gone`,
     {
       where,
-      fix: `Set \`snapshot: when_needed\` and restart: Ferry recreates slot ${slot} and snapshots the tables again, consistently with the new slot. To keep WAL for a slot longer, raise max_slot_wal_keep_size.`,
+      fix:
+        `Set \`snapshot: when_needed\` and restart: Ferry recreates slot ${slot} and snapshots the tables again, consistently with the new slot. ` +
+        `Or ${startOverFix(pipeline)}. To keep WAL for a slot longer, raise max_slot_wal_keep_size.`,
     },
   );
 }

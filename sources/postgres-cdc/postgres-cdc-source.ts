@@ -73,7 +73,7 @@ export class PostgresCdcSource implements Source {
       if (missing.length > 0) {
         ctx.logger.warn({ publication: this.config.publication, missing }, `postgres-cdc: publication ${this.config.publication} does not publish ${missing.join(', ')}; their changes will not arrive (ALTER PUBLICATION ${this.config.publication} ADD TABLE ...)`);
       }
-      this.plan = await this.planStart(cp, slot);
+      this.plan = await this.planStart(cp, slot, ctx.pipeline);
       // Not the resumed snapshot's new consistent point: the catch-up and rows before it are not durable yet.
       this.committedLsn = this.plan.catchUpFrom ?? this.plan.startLsn;
       if (this.plan.snapshot) await this.beginSnapshot(this.plan);
@@ -204,7 +204,7 @@ export class PostgresCdcSource implements Source {
    * checkpoint holds no position Ferry relies on, so it is recreated unless
    * `snapshot: never`.
    */
-  private async planStart(cp: PgCdcCheckpoint | undefined, slot: SlotState | undefined): Promise<StartPlan> {
+  private async planStart(cp: PgCdcCheckpoint | undefined, slot: SlotState | undefined, pipeline: string): Promise<StartPlan> {
     const client = this.query as pg.Client;
     const { slot: name, snapshot } = this.config;
     if (cp) {
@@ -216,7 +216,7 @@ export class PostgresCdcSource implements Source {
             ? `it was moved to ${slot.confirmedFlushLsn}, past Ferry's durable position ${cp.lsn}`
             : undefined;
       if (!problem) return cp.snapshot ? this.resumeSnapshot(cp.lsn, { ...cp.snapshot, tables: this.requireCapturedTables(cp.snapshot.tables) }) : { startLsn: cp.lsn };
-      if (snapshot !== 'when_needed') throw slotLost(name, problem, this.where);
+      if (snapshot !== 'when_needed') throw slotLost(name, problem, this.where, pipeline);
       this.logger?.warn({ slot: name, problem }, `postgres-cdc: slot ${name}: ${problem}; re-snapshotting (snapshot: when_needed)`);
       if (slot) await dropSlot(client, name);
       return this.freshSnapshot();
