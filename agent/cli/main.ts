@@ -57,6 +57,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--delimiter <char>', 'CSV delimiter', ',')
     .option('--encoding <name>', 'input encoding (any iconv-lite name)', 'utf-8')
     .option('--origin <name>', 'file, table or script name the records come from (for match); default: the input file name')
+    .option('--pipeline <name>', 'pipeline the events are made for (their id, source and ferrypipeline)', 'mapping-test')
+    .option('--agent <id>', 'agent id the events are made for (their source)', 'mapping-test')
     .action(run(() => import('./commands/mapping-test.js')));
 
   const dlq = program.command('dlq').description('work the dead-letter queues');

@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
+import { eventId } from '../../event/cloud-event.js';
 
 // Runs the built CLI (dist/, built by the vitest global setup) the way a user does.
 const repo = path.resolve(import.meta.dirname, '../../..');
@@ -37,6 +39,18 @@ describe('ferry mapping test', () => {
     expect(r.stderr).toContain('4 rows: 2 events, 1 filtered, 1 with violations');
     // Same input, same output: ids and everything else are deterministic.
     expect(ferry('mapping', 'test', 'mappings/customers.yaml', '--input', input, '--delimiter', ';', '--encoding', 'windows-1252').stdout).toBe(r.stdout);
+  });
+
+  it('gives a CSV sample the ids the agent would, for the pipeline and agent named', async () => {
+    const csv = iconv.encode([header, '10001;Jürgen;Straßer;j@example.de;1,50;31.01.2024;A', '10002;Anna;Alt;a@example.de;2,50;01.02.2024;I', ''].join('\r\n'), 'windows-1252');
+    const input = await sample('kunden_2024-02-01.csv', csv);
+    const r = ferry('mapping', 'test', 'mappings/customers.yaml', '--input', input, '--delimiter', ';', '--encoding', 'windows-1252', '--pipeline', 'customers', '--agent', 'erp-host-1');
+    expect(r.code).toBe(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; source: string; ferrypipeline: string });
+    // file-drop's change id: the file's sha256 and the row's index.
+    const digest = createHash('sha256').update(csv).digest('hex');
+    expect(events.map((e) => e.id)).toEqual([eventId('customers', 'customer', `${digest}:0`), eventId('customers', 'customer', `${digest}:1`)]);
+    expect(events[0]).toMatchObject({ source: 'ferry://erp-host-1/customers', ferrypipeline: 'customers' });
   });
 
   it('exits 0 on a clean JSON-lines sample, with deletes and an explicit origin', async () => {

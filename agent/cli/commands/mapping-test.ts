@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
@@ -14,6 +15,9 @@ export interface MappingTestOptions {
   encoding?: string;
   /** The file, table or script name records come from; default: the input's file name. */
   origin?: string;
+  /** The pipeline and agent the events are made for (their `id`, `source` and `ferrypipeline`); default: mapping-test. */
+  pipeline?: string;
+  agent?: string;
 }
 
 interface SampleRow {
@@ -34,7 +38,7 @@ interface SampleRow {
 export async function run(opts: MappingTestOptions): Promise<number> {
   const mappingFile = opts.args[0];
   if (!mappingFile) throw new FerryError('FERRY_USAGE', 'name the mapping file: ferry mapping test MAPPING --input SAMPLE');
-  const set = await loadMappings([mappingFile], { pipeline: 'mapping-test', agentId: 'mapping-test', baseDir: process.cwd() });
+  const set = await loadMappings([mappingFile], { pipeline: opts.pipeline ?? 'mapping-test', agentId: opts.agent ?? 'mapping-test', baseDir: process.cwd() });
   const input = path.resolve(opts.input);
   const [buffer, info] = await Promise.all([readFile(input), stat(input)]).catch((err: NodeJS.ErrnoException) => {
     throw new FerryError('FERRY_USAGE', `cannot read the sample ${opts.input} (${err.code ?? err.message})`, { where: opts.input });
@@ -42,7 +46,11 @@ export async function run(opts: MappingTestOptions): Promise<number> {
   const encoding = opts.encoding ?? 'utf-8';
   if (!iconv.encodingExists(encoding)) throw new FerryError('FERRY_USAGE', `unknown encoding "${encoding}"`, { fix: 'Pass an iconv-lite encoding name such as utf-8, windows-1252, latin1, cp850.' });
   const text = iconv.decode(buffer, encoding);
-  const rows = /\.jsonl?$/i.test(input) ? jsonRows(text, opts.input) : csvRows(text, opts.delimiter ?? ',', opts.input);
+  const json = /\.jsonl?$/i.test(input);
+  const rows = json ? jsonRows(text, opts.input) : csvRows(text, opts.delimiter ?? ',', opts.input);
+  // A CSV sample is a dropped file: its rows get the change ids file-drop gives them (the content's
+  // sha256 and the row's index), so with --pipeline and --agent the ids are the agent's own.
+  const fileHash = json ? undefined : createHash('sha256').update(buffer).digest('hex');
   const { kind, name } = originOf(opts.origin ?? path.basename(input));
   const time = info.mtime.toISOString();
 
@@ -57,7 +65,7 @@ export async function run(opts: MappingTestOptions): Promise<number> {
       data: row.data,
       ...(row.before ? { before: row.before } : {}),
       ...(row.unchanged ? { unchanged: row.unchanged } : {}),
-      changeId: `${name}:${row.line}`,
+      changeId: fileHash === undefined ? `${name}:${row.line}` : `${fileHash}:${i}`,
       time,
       location: `${name} line ${row.line}`,
       position: `${name}#${row.line}`,
