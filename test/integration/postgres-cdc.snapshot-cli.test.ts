@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
+import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
 import { rowPipelineWorkspace, type RowEvent } from '../support/change-ledger.js';
 import { TestDatabase } from './postgres-cdc.helpers.js';
 
@@ -91,6 +93,11 @@ describe('ferry snapshot (postgres-cdc)', () => {
     const table = await runFerry(['snapshot', 'shop', '--config', ws.config, '-t', 'public.t3']);
     expect(table.code).toBe(2);
     expect(table.stderr).toContain('public.t3');
+    // A captured table that does not exist is placed in the config file, as `ferry run` places it.
+    const goneConfig = writeFile(join(dirname(ws.config), 'gone.yaml'), readFileSync(ws.config, 'utf8').replace('tables: [public.t1, public.t2]', 'tables: [public.t1, public.gone]'));
+    const gone = await runFerry(['snapshot', 'shop', '--config', goneConfig, '-t', 'public.gone']);
+    expect(gone.code, gone.stderr).toBe(2);
+    expect(gone.stderr).toMatch(/gone\.yaml:\d+:\d+ \(pipelines\[0\]\.source\.tables\[1\]\): .*public\.gone/);
     expect(await db.sql(`SELECT count(*)::int AS n FROM public.t1`)).toEqual([{ n: 30 }]);
   });
 });
