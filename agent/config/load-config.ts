@@ -98,7 +98,7 @@ export async function loadConfig(file: string, opts: { env?: NodeJS.ProcessEnv }
   const redact = secretRedactor(secrets.values) ?? ((s: string) => s);
   for (const { plugin, entry, path } of entries) {
     if (problems.some((p) => startsWith(p.path, path))) continue;
-    for (const p of await pluginEntryProblems(plugin, entry, { configDir: dir })) problems.push({ path: [...path, ...p.path], message: redact(p.message) });
+    for (const p of await pluginEntryProblems(plugin, entry, { configDir: dir })) problems.push({ path: [...path, ...p.path], message: redact(p.fix ? `${p.message} — ${p.fix}` : p.message) });
   }
 
   if (problems.length) {

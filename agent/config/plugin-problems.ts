@@ -76,6 +76,22 @@ export function locatePluginError(config: FerryConfig, err: unknown, at: Path): 
   return new FerryError(err.code, err.message, { where: formatLocation({ ...locate(path), message: err.message }), ...(err.fix === undefined ? {} : { fix: err.fix }), cause: err });
 }
 
+/** For `.catch`: rethrows a plugin's error located in the config (locatePluginError) at the entry `at`. */
+export function rethrowLocated(config: FerryConfig, at: Path): (err: unknown) => never {
+  return (err) => {
+    throw locatePluginError(config, err, at);
+  };
+}
+
+/** `make()` (a plugin's `create`), its config mistakes located in the file at the entry `at`. */
+export function createLocated<T>(config: FerryConfig, at: Path, make: () => T): T {
+  try {
+    return make();
+  } catch (err) {
+    throw locatePluginError(config, err, at);
+  }
+}
+
 /** A plugin error as problems inside its entry; a location that names no field of it points at the entry itself. */
 function entryProblems(err: FerryError, entry: unknown): PluginConfigProblem[] {
   const fix = err.fix && !(err instanceof ConfigError) ? ` — ${err.fix}` : '';

@@ -43,8 +43,10 @@ export interface SinkPlugin<S extends TObject = TObject> {
 export interface PluginConfigProblem {
   /** Path inside the entry, e.g. `['format', 'encoding']`; `[]` for the entry as a whole. */
   path: (string | number)[];
-  /** `<what is wrong> — <how to fix it>`; never a secret. */
+  /** What is wrong; never a secret. */
   message: string;
+  /** How to fix it. */
+  fix?: string;
 }
 
 /** Facts a plugin may need when it is created. */

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { RedisStateStore } from '../checkpoint/state-store.js';
 import { secretValues } from '../config/load-config.js';
-import { locatePluginError } from '../config/plugin-problems.js';
+import { createLocated, rethrowLocated } from '../config/plugin-problems.js';
 import type { FerryConfig, PipelineConfig } from '../config/schema.js';
 import { FerryError } from '../errors/index.js';
 import { loadMappings } from '../mapping/load-mappings.js';
@@ -130,18 +130,8 @@ export async function runAgent(config: FerryConfig, opts: { role: AgentRole; log
 
   async function startPipeline(p: PipelineConfig): Promise<RunningPipeline> {
     const { redis, prefix } = queue!;
-    const at = config.pipelines.indexOf(p);
     // A plugin names its config mistakes relative to its entry (`source.tables`, or just `ferry.yaml`): say which file, line and pipeline.
-    const located = (path: (string | number)[]) => (err: unknown): never => {
-      throw locatePluginError(config, err, ['pipelines', at, ...path]);
-    };
-    const create = <T>(path: (string | number)[], make: () => T): T => {
-      try {
-        return make();
-      } catch (err) {
-        return located(path)(err);
-      }
-    };
+    const at = (...path: (string | number)[]) => ['pipelines', config.pipelines.indexOf(p), ...path];
     const plog = logger.child({ pipeline: p.name });
     const mappings = await loadMappings(p.mappings, { pipeline: p.name, agentId: config.agent.id, baseDir: config.dir });
     const running: RunningPipeline = {
@@ -157,11 +147,11 @@ export async function runAgent(config: FerryConfig, opts: { role: AgentRole; log
     for (const [j, entry] of p.sinks.entries()) {
       const plugin = findSink(entry.type);
       if (!plugin) throw new FerryError('FERRY_PLUGIN_UNKNOWN', `unknown sink type "${entry.type}"`, { where: `pipelines.${p.name}.sinks.${entry.name}` });
-      const sink = create(['sinks', j], () => plugin.create(entry as never, { configDir: config.dir }));
+      const sink = createLocated(config, at('sinks', j), () => plugin.create(entry as never, { configDir: config.dir }));
       const deadLetters = new DeadLetterQueue(redis, prefix, p.name, entry.name);
       let workers: DeliveryWorkers | undefined;
       if (role === 'deliver') {
-        await sink.open({ pipeline: p.name, sink: entry.name, agentId: config.agent.id, dataDir: config.agent.dataDir, logger: plog.child({ sink: entry.name }) }).catch(located(['sinks', j]));
+        await sink.open({ pipeline: p.name, sink: entry.name, agentId: config.agent.id, dataDir: config.agent.dataDir, logger: plog.child({ sink: entry.name }) }).catch(rethrowLocated(config, at('sinks', j)));
         workers = new DeliveryWorkers({ connection: redis, prefix, pipeline: p.name, sinkName: entry.name, sink, delivery: p.delivery, deadLetters, telemetry, logger: plog });
         await limitPartitionsToOneWorker(p, entry.name);
         workers.start();
@@ -171,7 +161,7 @@ export async function runAgent(config: FerryConfig, opts: { role: AgentRole; log
     if (role !== 'deliver') {
       const plugin = findSource(p.source.type);
       if (!plugin) throw new FerryError('FERRY_PLUGIN_UNKNOWN', `unknown source type "${p.source.type}"`, { where: `pipelines.${p.name}.source` });
-      const source = create(['source'], () => plugin.create(p.source as never, { configDir: config.dir }));
+      const source = createLocated(config, at('source'), () => plugin.create(p.source as never, { configDir: config.dir }));
       let reader: PipelineReader | undefined;
       // With a core to spare, mapping runs beside reading instead of after it.
       const mappingThread =
@@ -209,7 +199,7 @@ export async function runAgent(config: FerryConfig, opts: { role: AgentRole; log
       running.reader = reader;
       telemetry.sourceLagFrom(p.name, () => (running.reader?.reading ? running.source?.lag?.() : undefined));
       running.enqueuer = enqueuer;
-      running.done = reader.run(stop.signal).catch(located(['source']));
+      running.done = reader.run(stop.signal).catch(rethrowLocated(config, at('source')));
     }
     return running;
   }

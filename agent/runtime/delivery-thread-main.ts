@@ -4,7 +4,7 @@
  * and circuit changes go to the main thread as messages; `close` drains.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { locatePluginError } from '../config/plugin-problems.js';
+import { createLocated, rethrowLocated } from '../config/plugin-problems.js';
 import type { FerryConfig } from '../config/schema.js';
 import { ConfigError, FerryError } from '../errors/index.js';
 import type { Sink } from '../plugin/sink.js';
@@ -40,16 +40,9 @@ async function start(cfg: FerryConfig): Promise<void> {
       const plugin = findSink(entry.type);
       if (!plugin) throw new FerryError('FERRY_PLUGIN_UNKNOWN', `unknown sink type "${entry.type}"`, { where: `pipelines.${p.name}.sinks.${entry.name}` });
       // A sink names its config mistakes relative to its entry: say which file, line and pipeline.
-      const located = (err: unknown): never => {
-        throw locatePluginError(cfg, err, ['pipelines', i, 'sinks', j]);
-      };
-      let sink: Sink;
-      try {
-        sink = plugin.create(entry as never, { configDir: cfg.dir });
-      } catch (err) {
-        throw locatePluginError(cfg, err, ['pipelines', i, 'sinks', j]);
-      }
-      await sink.open({ pipeline: p.name, sink: entry.name, agentId: cfg.agent.id, dataDir: cfg.agent.dataDir, logger: plog.child({ sink: entry.name }) }).catch(located);
+      const at = ['pipelines', i, 'sinks', j];
+      const sink = createLocated(cfg, at, () => plugin.create(entry as never, { configDir: cfg.dir }));
+      await sink.open({ pipeline: p.name, sink: entry.name, agentId: cfg.agent.id, dataDir: cfg.agent.dataDir, logger: plog.child({ sink: entry.name }) }).catch(rethrowLocated(cfg, at));
       const deadLetters = new DeadLetterQueue(redis, prefix, p.name, entry.name);
       const workers = new DeliveryWorkers({ connection: redis, prefix, pipeline: p.name, sinkName: entry.name, sink, delivery: p.delivery, deadLetters, telemetry, logger: plog });
       running.push({ name: entry.name, sink, workers, deadLetters });

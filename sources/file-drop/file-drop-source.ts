@@ -50,12 +50,7 @@ export class FileDropSource implements Source {
   ) {
     // The loader has run these checks already (a located problem in ferry.yaml); here for whoever creates the source without it.
     const [problem] = fileDropConfigProblems(config);
-    if (problem) {
-      const dash = problem.message.indexOf(' — ');
-      const where = `source.${problem.path.join('.')}`;
-      if (dash < 0) throw new FerryError('FERRY_CONFIG_INVALID', problem.message, { where });
-      throw new FerryError('FERRY_CONFIG_INVALID', problem.message.slice(0, dash), { where, fix: problem.message.slice(dash + 3) });
-    }
+    if (problem) throw new FerryError('FERRY_CONFIG_INVALID', problem.message, { where: `source.${problem.path.join('.')}`, ...(problem.fix ? { fix: problem.fix } : {}) });
     this.dir = resolve(env.configDir, config.path);
     this.shownDir = normalize(config.path).replace(/\/+$/, '');
     this.archiveDir = config.archive === undefined ? undefined : resolve(env.configDir, config.archive);

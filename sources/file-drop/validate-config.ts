@@ -20,14 +20,15 @@ export function fileDropConfigProblems(config: FileDropConfig): PluginConfigProb
   if (encoding !== undefined && !knownEncoding(encoding)) {
     problems.push({
       path: ['format', 'encoding'],
-      message: `unknown encoding "${encoding}"${suggest(normalise(encoding), encodingNames())} — use a name iconv-lite knows, e.g. ${COMMON_ENCODINGS} (every one: ${ALL_ENCODINGS})`,
+      message: `unknown encoding "${encoding}"${suggest(normalise(encoding), encodingNames())}`,
+      fix: `use a name iconv-lite knows, e.g. ${COMMON_ENCODINGS} (every one: ${ALL_ENCODINGS})`,
     });
   }
   if (config.pattern !== undefined) {
     try {
       globToRegExp(config.pattern);
     } catch (err) {
-      problems.push({ path: ['pattern'], message: `${(err as Error).message} — close every "{" in the glob, e.g. "*.{csv,txt}"` });
+      problems.push({ path: ['pattern'], message: (err as Error).message, fix: 'close every "{" in the glob, e.g. "*.{csv,txt}"' });
     }
   }
   return problems;

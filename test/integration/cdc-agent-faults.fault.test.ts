@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
-import { afterAll, describe, expect, it } from 'vitest';
-import { countLines, deleteRedisPrefix, readJsonLines, startAgent, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
+import { describe, expect, it } from 'vitest';
+import { cleanUpAfterAll, countLines, readJsonLines, startAgent, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
 import { E2E_DELIVERY, replayDifferences, replayedTables, rowPipelineWorkspace, type RowEvent, type TableRows } from '../support/change-ledger.js';
 import { dropDatabaseAndSlots, pgQuery } from '../support/postgres.js';
 
@@ -24,15 +24,7 @@ import { dropDatabaseAndSlots, pgQuery } from '../support/postgres.js';
 const PIPELINE = 'shop';
 const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';
 const MY_ADMIN = 'mysql://root@127.0.0.1:3306/';
-const running: FerryProcess[] = [];
-const prefixes: string[] = [];
-const cleanups: Array<() => Promise<void>> = [];
-
-afterAll(async () => {
-  for (const p of running) if (p.proc.exitCode === null && p.proc.signalCode === null) await p.kill();
-  for (const c of cleanups) await c().catch(() => {});
-  for (const p of prefixes) await deleteRedisPrefix(p);
-});
+const { running, prefixes, cleanups } = cleanUpAfterAll();
 
 /** The stored checkpoint of the pipeline, as the agent wrote it (JSON text), or null. */
 async function storedCheckpoint(prefix: string): Promise<string | null> {
@@ -107,6 +99,27 @@ async function expectPositionLost(config: string, out: string, prefix: string, m
   // Nothing streamed from "now", and the stored position is left as it was for the operator to decide.
   expect(countLines(out)).toBe(atSink);
   expect(await storedCheckpoint(prefix)).toBe(checkpoint);
+}
+
+/**
+ * The documented recovery: `snapshot: when_needed` on the same pipeline. The
+ * agent logs `logged` and sends every row of the table once, as a snapshot
+ * read of its current version. Returns the agent, still running.
+ */
+async function resnapshotWhenNeeded(config: string, out: string, table: () => Promise<TableRows>, logged: string): Promise<FerryProcess> {
+  setSnapshotMode(config, 'initial', 'when_needed');
+  const atSink = countLines(out);
+  const rows = (await table()).size;
+  expect(rows).toBe(697);
+  const resnap = startTracked(config);
+  await waitFor('the re-snapshot at the sink', () => readJsonLines<RowEvent>(out).slice(atSink).filter((e) => e.ferryop === 'r').length >= rows || resnap.proc.exitCode !== null, 60_000, 200);
+  expect(resnap.proc.exitCode, resnap.stderr()).toBeNull();
+  expect(resnap.stderr()).toContain(logged);
+  const again = readJsonLines<RowEvent>(out).slice(atSink).filter((e) => e.ferryop === 'r');
+  const now = await table();
+  expect(new Map(again.map((e) => [`orders/${e.data.id}`, { version: e.data.version, note: e.data.note }]))).toEqual(now);
+  expect(again).toHaveLength(now.size);
+  return resnap;
 }
 
 /** Waits until replaying the sink gives `expected` (the table, less what the re-snapshot cannot know), then stops the agent (exit 0). */
@@ -190,19 +203,7 @@ describe('a lost source position through ferry run', () => {
     expect(await pgQuery(PG_ADMIN, `SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1`, [slot])).toEqual([]);
 
     // The documented recovery: snapshot: when_needed on the same pipeline.
-    setSnapshotMode(config, 'initial', 'when_needed');
-    const atSink = countLines(out);
-    const rows = (await table()).size;
-    expect(rows).toBe(697);
-    const resnap = startTracked(config);
-    await waitFor('the re-snapshot at the sink', () => readJsonLines<RowEvent>(out).slice(atSink).filter((e) => e.ferryop === 'r').length >= rows || resnap.proc.exitCode !== null, 60_000, 200);
-    expect(resnap.proc.exitCode, resnap.stderr()).toBeNull();
-    expect(resnap.stderr()).toContain(`slot ${slot}: it does not exist (dropped?); re-snapshotting (snapshot: when_needed)`);
-    // Every row of the table now, each once, as a snapshot read of its current version.
-    const again = readJsonLines<RowEvent>(out).slice(atSink).filter((e) => e.ferryop === 'r');
-    const now = await table();
-    expect(new Map(again.map((e) => [`orders/${e.data.id}`, { version: e.data.version, note: e.data.note }]))).toEqual(now);
-    expect(again).toHaveLength(now.size);
+    const resnap = await resnapshotWhenNeeded(config, out, table, `slot ${slot}: it does not exist (dropped?); re-snapshotting (snapshot: when_needed)`);
     // And it streams on from the new slot.
     await pgQuery(url, `INSERT INTO public.orders SELECT g, 1, 'after' FROM generate_series(701, 720) g`);
     await pgQuery(url, `UPDATE public.orders SET version = version + 1, note = 'after' WHERE id BETWEEN 600 AND 610`);
@@ -290,18 +291,7 @@ describe('a lost source position through ferry run', () => {
       new RegExp(`redis-cli -u REDIS_URL DEL ferry:pipeline:${PIPELINE}:checkpoint`),
     ]);
 
-    setSnapshotMode(config, 'initial', 'when_needed');
-    const atSink = countLines(out);
-    const rows = (await table()).size;
-    expect(rows).toBe(697);
-    const resnap = startTracked(config);
-    await waitFor('the re-snapshot at the sink', () => readJsonLines<RowEvent>(out).slice(atSink).filter((e) => e.ferryop === 'r').length >= rows || resnap.proc.exitCode !== null, 60_000, 200);
-    expect(resnap.proc.exitCode, resnap.stderr()).toBeNull();
-    expect(resnap.stderr()).toContain('mysql-cdc: stored binlog position was purged; re-snapshotting (snapshot: when_needed)');
-    const again = readJsonLines<RowEvent>(out).slice(atSink).filter((e) => e.ferryop === 'r');
-    const now = await table();
-    expect(new Map(again.map((e) => [`orders/${e.data.id}`, { version: e.data.version, note: e.data.note }]))).toEqual(now);
-    expect(again).toHaveLength(now.size);
+    const resnap = await resnapshotWhenNeeded(config, out, table, 'mysql-cdc: stored binlog position was purged; re-snapshotting (snapshot: when_needed)');
     await root.query(`INSERT INTO ${db}.orders SELECT seq, 1, 'after' FROM seq_701_to_720`);
     await root.query(`UPDATE ${db}.orders SET version = version + 1, note = 'after' WHERE id BETWEEN 600 AND 610`);
     await expectReplayed(resnap, out, async () => withDeletedInGap(await table(), beforeGap, deletedInGap));

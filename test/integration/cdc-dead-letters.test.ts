@@ -3,10 +3,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventId } from '../../agent/event/cloud-event.js';
 import { comparePosition } from '../../sources/mysql-cdc/position.js';
-import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
+import { cleanUpAfterAll, readJsonLines, runFerry, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
 import { dropDatabaseAndSlots, pgQuery } from '../support/postgres.js';
 import { createFixture, type MysqlFixture } from './mysql-cdc.helpers.js';
 
@@ -24,15 +24,7 @@ import { createFixture, type MysqlFixture } from './mysql-cdc.helpers.js';
 
 const PIPELINE = 'shop';
 const ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';
-const running: FerryProcess[] = [];
-const prefixes: string[] = [];
-const cleanups: Array<() => Promise<void>> = [];
-
-afterAll(async () => {
-  for (const p of running) if (p.proc.exitCode === null && p.proc.signalCode === null) await p.kill();
-  for (const c of cleanups) await c().catch(() => {});
-  for (const p of prefixes) await deleteRedisPrefix(p);
-});
+const { running, prefixes, cleanups } = cleanUpAfterAll();
 
 type OrderEvent = { id: string; type: string; subject: string; time: string; ferryop: string; ferryposition: string; ferrytxid?: string; data: { id: number; status: string; ref: string } };
 type Violation = { field: string; message: string };

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
+import { afterAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -141,4 +142,19 @@ export async function freePort(): Promise<number> {
   const { port } = (server.address() as AddressInfo);
   await new Promise((r) => server.close(r));
   return port;
+}
+
+/**
+ * What a test file starts and must undo after its last test, registered with
+ * afterAll: agents still running are killed, then the clean-ups run, then
+ * the Redis prefixes are deleted.
+ */
+export function cleanUpAfterAll(): { running: FerryProcess[]; prefixes: string[]; cleanups: Array<() => Promise<void>> } {
+  const left = { running: [] as FerryProcess[], prefixes: [] as string[], cleanups: [] as Array<() => Promise<void>> };
+  afterAll(async () => {
+    for (const p of left.running) if (p.proc.exitCode === null && p.proc.signalCode === null) await p.kill();
+    for (const c of left.cleanups) await c().catch(() => {});
+    for (const p of left.prefixes) await deleteRedisPrefix(p);
+  });
+  return left;
 }

@@ -10,7 +10,7 @@ import { sourceStateKey } from '../../queue/queue-names.js';
 import { findSource } from '../../registry.js';
 import { openQueueConnection } from '../../runtime/queue-connection.js';
 import { createLogger } from '../../telemetry/logger.js';
-import { locatePluginError } from '../../config/plugin-problems.js';
+import { createLocated, rethrowLocated } from '../../config/plugin-problems.js';
 
 interface SnapshotOptions {
   args: string[];
@@ -35,16 +35,7 @@ export async function run(opts: SnapshotOptions): Promise<number> {
   const plugin = findSource(pipeline.source.type)!;
   // The source names its config mistakes relative to its entry: say which file, line and pipeline, as `ferry run` does.
   const at = ['pipelines', config.pipelines.indexOf(pipeline), 'source'];
-  const located = (err: unknown): never => {
-    throw locatePluginError(config, err, at);
-  };
-  const source = ((): ReturnType<typeof plugin.create> => {
-    try {
-      return plugin.create(pipeline.source as never, { configDir: config.dir });
-    } catch (err) {
-      return located(err);
-    }
-  })();
+  const source = createLocated(config, at, () => plugin.create(pipeline.source as never, { configDir: config.dir }));
   if (!source.snapshot) {
     throw new FerryError('FERRY_USAGE', `a ${pipeline.source.type} source cannot be snapshotted`, { fix: 'ferry snapshot works on postgres-cdc, mysql-cdc and db-poll pipelines.' });
   }
@@ -96,7 +87,7 @@ export async function run(opts: SnapshotOptions): Promise<number> {
     await enqueuer.flushAll();
     await Promise.all(deadWrites);
   } catch (err) {
-    located(err);
+    rethrowLocated(config, at)(err);
   } finally {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
     bar.done();
