@@ -131,19 +131,6 @@ describe('the reference mapping (mappings/customers.yaml)', () => {
     const bad = only(set.apply(record({ _raw: 'x;y' }, { invalid: 'unterminated quote' })));
     expect(bad).toMatchObject({ kind: 'violation', violations: [{ field: '_record', message: 'the source could not read this record: unterminated quote' }] });
   });
-
-  it('maps more than 100k records a second of CPU time', async () => {
-    const set = await loadMappings(['mappings/customers.yaml'], ctx);
-    const rec = record(good);
-    for (let i = 0; i < 20_000; i++) set.apply(rec);
-    // CPU time, not wall time: the test machine is shared, and what we hold is the cost of one record.
-    const n = 100_000;
-    const t = process.cpuUsage();
-    for (let i = 0; i < n; i++) set.apply(rec);
-    const used = process.cpuUsage(t);
-    const perSecond = n / ((used.user + used.system) / 1e6);
-    expect(perSecond).toBeGreaterThan(100_000);
-  });
 });
 
 describe('every option of a field', () => {
