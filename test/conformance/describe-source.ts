@@ -39,7 +39,10 @@ export interface SourceHarness {
   deliverWithinMs?: number;
 }
 
-const OPEN_CLOSE_TIMEOUT_MS = 5_000;
+// Catches an open or close that hangs, not a slow one: opening postgres-cdc
+// creates a logical slot, which waits for every transaction running on the
+// server, and other test files hold long ones.
+const OPEN_CLOSE_TIMEOUT_MS = 30_000;
 // Generous on purpose: a loaded two-core CI box stalls the event loop for
 // hundreds of ms; a source that ignores the signal hangs far longer.
 const ABORT_WITHIN_MS = 3_000;

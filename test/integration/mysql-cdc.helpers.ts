@@ -123,7 +123,7 @@ export interface Drained {
  * and lets the iterator return, as the runtime does on shutdown. Fails
  * when `done` does not hold within `timeoutMs`. Does not close the source.
  */
-export async function drain(source: MysqlCdcSource, done: (records: SourceRecord[]) => boolean, timeoutMs = 15_000): Promise<Drained> {
+export async function drain(source: MysqlCdcSource, done: (records: SourceRecord[]) => boolean, timeoutMs = 60_000): Promise<Drained> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
   const out: Drained = { records: [], batches: [], checkpoint: undefined };

@@ -80,7 +80,7 @@ export class Driver {
   }
 
   /** Pulls batches until `done` holds for the records read so far (by this driver). */
-  async until(done: (records: SourceRecord[]) => boolean, timeoutMs = 15_000): Promise<SourceRecord[]> {
+  async until(done: (records: SourceRecord[]) => boolean, timeoutMs = 60_000): Promise<SourceRecord[]> {
     const deadline = Date.now() + timeoutMs;
     while (!done(this.records)) {
       const left = deadline - Date.now();
