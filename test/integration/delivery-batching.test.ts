@@ -132,24 +132,31 @@ describe('delivery.batch', () => {
     const delivery: DeliveryConfig = { partitions: 1, batch: { maxEvents: 500, maxWaitMs }, retry: { attempts: 3, initialMs: 20, maxMs: 100 } };
     const t = await rig('batch-wait', delivery);
     t.workers.start();
-    // A trickle faster than maxWaitMs: a wait restarted by every event would hold them all until it stops.
-    const events = sampleEvents(12, 'batch-wait');
+    // A trickle faster than maxWaitMs, kept up until two writes have reached the
+    // target (however slow the machine), then one event more: a wait restarted
+    // by every event would hold them all until the trickle stopped. It stops
+    // short of maxEvents, so only the wait can queue a batch meanwhile.
+    const events = sampleEvents(400, 'batch-wait');
     const addedAt = new Map<string, number>();
+    let added = 0;
     t.enqueuer.open(1);
     for (const e of events) {
       t.enqueuer.add(e, 1);
       addedAt.set(e.id, performance.now());
+      added++;
+      if (writes.length >= 2) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     t.enqueuer.seal(1);
+    const sent = events.slice(0, added);
 
-    await waitFor('every event at the sink', () => writes.reduce((n, w) => n + w.ids.length, 0) >= events.length, 10_000, 5);
-    expect(writes.flatMap((w) => w.ids)).toEqual(events.map((e) => e.id));
-    expect(writes.length).toBeGreaterThanOrEqual(2);
+    expect(writes.length, `writes that reached the target while ${added} events trickled in`).toBeGreaterThanOrEqual(2);
+    await waitFor('every event at the sink', () => writes.reduce((n, w) => n + w.ids.length, 0) >= sent.length, 20_000, 5);
+    expect(writes.flatMap((w) => w.ids)).toEqual(sent.map((e) => e.id));
     // The first batch waited for company for maxWaitMs, not less...
     expect(writes[0]!.at - addedAt.get(events[0]!.id)!).toBeGreaterThanOrEqual(maxWaitMs - 5);
-    // ...and no event waited much longer, however many came after it.
-    for (const w of writes) for (const id of w.ids) expect(w.at - addedAt.get(id)!, `wait of ${id}`).toBeLessThan(maxWaitMs + 500);
+    // ...and no event waited grossly longer (a loaded machine may add seconds; the order check above is the real one).
+    for (const w of writes) for (const id of w.ids) expect(w.at - addedAt.get(id)!, `wait of ${id}`).toBeLessThan(maxWaitMs + 5000);
     await t.close();
   });
 });
