@@ -72,10 +72,11 @@ describe('postgres-cdc slot lag on /metrics', () => {
     const agent = startAgent(ws.config);
     running.push(agent);
 
-    await waitFor('the slot lag on /metrics', async () => (await scrapeLag(admin)) !== undefined || agent.proc.exitCode !== null, 15_000, 250);
+    // Includes the agent's start and the slot's creation, which waits for every transaction running on the server.
+    await waitFor('the slot lag on /metrics', async () => (await scrapeLag(admin)) !== undefined || agent.proc.exitCode !== null, 60_000, 250);
     expect(agent.proc.exitCode, agent.stderr()).toBeNull();
     await pgQuery(URL, `INSERT INTO public.orders SELECT g, 1, 'warm-up' FROM generate_series(1, 100) g`);
-    await waitFor('the first rows at the sink', () => countLines(ws.out) >= 100, 10_000, 100);
+    await waitFor('the first rows at the sink', () => countLines(ws.out) >= 100, 30_000, 100);
 
     // Behind: what the agent reads from here on cannot be made durable, so it may not confirm it.
     redis.stall();
@@ -87,20 +88,20 @@ describe('postgres-cdc slot lag on /metrics', () => {
     const behind = await waitFor('the lag to cover the backlog', async () => {
       const lag = await scrapeLag(admin);
       return lag !== undefined && lag >= backlog ? lag : undefined;
-    }, 10_000, 250);
+    }, 30_000, 250);
     // Nothing of the backlog got through: the agent really was behind, not just slow to report.
     expect(countLines(ws.out)).toBe(100);
 
     redis.resume();
-    await waitFor('the backlog at the sink', () => countLines(ws.out) >= 50_100 || agent.proc.exitCode !== null, 15_000, 200);
+    await waitFor('the backlog at the sink', () => countLines(ws.out) >= 50_100 || agent.proc.exitCode !== null, 120_000, 200);
     expect(agent.proc.exitCode, agent.stderr()).toBeNull();
     const caughtUp = await waitFor('the lag to fall below half the backlog', async () => {
       const lag = await scrapeLag(admin);
       return lag !== undefined && lag < backlog / 2 ? { lag } : undefined;
-    }, 10_000, 250);
+    }, 30_000, 250);
     expect(caughtUp.lag).toBeLessThan(behind);
     expect(await agent.stop()).toBe(0);
-  }, 60_000);
+  }, 360_000); // the waits above add up to 270 s; the rest is the 50,000-row INSERT and the agent's stop
 });
 
 describe('postgres-cdc slot lag sampling', () => {
@@ -119,7 +120,7 @@ describe('postgres-cdc slot lag sampling', () => {
     try {
       await db.sql(`INSERT INTO public.events VALUES (1, 'x')`);
       await driver.count(1);
-      await expect.poll(() => driver.source.lag(), { timeout: 5000 }).toEqual([{ unit: 'bytes', value: expect.any(Number) }]);
+      await expect.poll(() => driver.source.lag(), { timeout: 30_000 }).toEqual([{ unit: 'bytes', value: expect.any(Number) }]);
     } finally {
       await driver.close();
     }

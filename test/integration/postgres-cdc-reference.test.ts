@@ -89,7 +89,7 @@ describe('postgres-cdc reference configuration (issue 3)', () => {
     const agent = startAgent(ws.config, { env });
     running.push(agent);
     const events = () => readJsonLines<RowEvent>(ws.out);
-    await waitFor('the snapshot of both tables', () => events().length >= 5 || agent.proc.exitCode !== null, 30_000, 200);
+    await waitFor('the snapshot of both tables', () => events().length >= 5 || agent.proc.exitCode !== null, 120_000, 200);
     expect(agent.proc.exitCode, agent.stderr()).toBeNull();
     expect(events().map((e) => [e.type, e.data.id]).sort()).toEqual([
       ['customer.snapshot', 1], ['customer.snapshot', 2],
@@ -105,7 +105,7 @@ describe('postgres-cdc reference configuration (issue 3)', () => {
     expect(slot).toEqual({ plugin: 'pgoutput', database: 'shop', usename: 'ferry' });
 
     await pgQuery(SHOP, `INSERT INTO public.orders VALUES (4, 1, 'streamed'); UPDATE public.customers SET version = 2, note = 'streamed' WHERE id = 2`);
-    await waitFor('the streamed changes', () => events().length >= 7 || agent.proc.exitCode !== null, 20_000, 200);
+    await waitFor('the streamed changes', () => events().length >= 7 || agent.proc.exitCode !== null, 120_000, 200);
     // Two keys, two partitions: their order at the sink is not defined.
     expect(events().slice(5).map((e) => [e.type, e.data]).sort()).toEqual([
       ['customer.updated', { id: 2, version: 2, note: 'streamed' }],
@@ -113,5 +113,5 @@ describe('postgres-cdc reference configuration (issue 3)', () => {
     ]);
     expect(await agent.stop()).toBe(0);
     expect(agent.stdout() + agent.stderr()).not.toContain(PG_PASSWORD);
-  }, 60_000);
+  }, 300_000); // the two waits for the sink add up to 240 s; the rest is `ferry check` and the agent's stop
 });

@@ -39,6 +39,28 @@ async function killedAfterTwoChunks(source: () => PostgresCdcSource): Promise<{ 
   }
 }
 
+/**
+ * Waits until the walsender of `slot` has processed `n` more standby status
+ * updates (pg_stat_replication.reply_time changes with each one it processes,
+ * just before it applies the confirmed LSN the update carries).
+ */
+async function statusUpdatesProcessed(slot: string, n: number): Promise<void> {
+  const replyTime = async () =>
+    (await db.sql<{ t: string | null }>(`SELECT r.reply_time::text AS t FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = $1`, [slot]))[0]?.t ?? null;
+  let last = await replyTime();
+  let seen = 0;
+  await expect
+    .poll(async () => {
+      const t = await replyTime();
+      if (t !== null && t !== last) {
+        last = t;
+        seen++;
+      }
+      return seen;
+    }, { timeout: 30_000, interval: 50 })
+    .toBeGreaterThanOrEqual(n);
+}
+
 function replay(records: SourceRecord[], table: string, key: (data: Row) => string): Map<string, Row> {
   const rows = new Map<string, Row>();
   for (const r of records.filter((x) => x.origin.name === table)) {
@@ -192,8 +214,10 @@ describe('postgres-cdc snapshot resumed after changes', () => {
       await second.until((rs) => rs.filter((r) => r.op === 'r').length >= 499);
       await db.sql(`INSERT INTO public.parcels VALUES (5000, 1)`);
       await second.until((rs) => rs.some((r) => r.data.id === 5000));
-      // The stream from the new consistent point is open: let several status updates (every heartbeatMs) go out.
-      await new Promise((r) => setTimeout(r, 1500));
+      // The stream from the new consistent point is open: let several status updates (every heartbeatMs) reach the
+      // server after the last record was read. Counted rather than slept for, so a slow machine waits longer
+      // instead of checking the slot before the source has said anything to it.
+      await statusUpdatesProcessed(slot, 3);
       const state = await db.slot(slot);
       expect(state?.active_pid).not.toBeNull();
       expect(await isAfter(state!.confirmed_flush_lsn, lsnOf(cp)), `slot confirmed ${state!.confirmed_flush_lsn}, stored checkpoint ${lsnOf(cp)}`).toBe(false);
@@ -214,7 +238,7 @@ describe('postgres-cdc snapshot resumed after changes', () => {
       expect([...replayed.values()].sort((a, b) => (a.id as number) - (b.id as number))).toEqual(table);
       // Once everything is durable the slot does move on, to the committed position.
       const committed = lsnOf(await third.commitAll());
-      await expect.poll(async () => (await db.slot(slot))?.confirmed_flush_lsn, { timeout: 5000 }).toBe(committed);
+      await expect.poll(async () => (await db.slot(slot))?.confirmed_flush_lsn, { timeout: 30_000 }).toBe(committed);
     } finally {
       await third.close();
     }
@@ -300,7 +324,7 @@ describe('postgres-cdc slot faults', () => {
     } finally {
       await first.close();
     }
-    await expect.poll(async () => (await db.slot('slot_dropped'))?.active_pid ?? null).toBeNull();
+    await expect.poll(async () => (await db.slot('slot_dropped'))?.active_pid ?? null, { timeout: 30_000 }).toBeNull(); // the walsender exits after close()
     await db.sql(`SELECT pg_drop_replication_slot('slot_dropped')`);
     await db.sql(`INSERT INTO public.audit VALUES ('lost while down')`);
 
@@ -331,7 +355,7 @@ describe('postgres-cdc slot faults', () => {
     } finally {
       await first.close();
     }
-    await expect.poll(async () => (await db.slot('slot_moved'))?.active_pid ?? null).toBeNull();
+    await expect.poll(async () => (await db.slot('slot_moved'))?.active_pid ?? null, { timeout: 30_000 }).toBeNull(); // the walsender exits after close()
     await db.sql(`INSERT INTO public.audit VALUES ('skipped by someone')`);
     await db.sql(`SELECT pg_replication_slot_advance('slot_moved', pg_current_wal_lsn())`);
     const source = makeSource(db, config);

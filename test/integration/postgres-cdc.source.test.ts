@@ -164,7 +164,7 @@ describe('postgres-cdc streaming', () => {
       await first.count(2);
       committed = await first.commitAll();
       // The slot holds exactly the durable position.
-      await expect.poll(async () => (await db.slot('stream_resume'))?.confirmed_flush_lsn, { timeout: 5000 }).toBe((committed as { lsn: string }).lsn);
+      await expect.poll(async () => (await db.slot('stream_resume'))?.confirmed_flush_lsn, { timeout: 30_000 }).toBe((committed as { lsn: string }).lsn);
       await db.sql(`UPDATE public.ledger SET v = 2 WHERE id = 1`);
       await db.sql(`DELETE FROM public.ledger WHERE id = 2`);
       tail = (await first.count(4)).slice(2);
