@@ -79,7 +79,7 @@ describe('mysql-cdc reference configuration (issue 4)', () => {
     const agent = startAgent(ws.config, { env });
     running.push(agent);
     const events = () => readJsonLines<RowEvent>(ws.out);
-    await waitFor('the snapshot of both tables', () => events().length >= 5 || agent.proc.exitCode !== null, 30_000, 200);
+    await waitFor('the snapshot of both tables', () => events().length >= 5 || agent.proc.exitCode !== null, 120_000, 200);
     expect(agent.proc.exitCode, agent.stderr()).toBeNull();
     expect(events().map((e) => [e.type, e.data.id]).sort()).toEqual([
       ['customer.snapshot', 1], ['customer.snapshot', 2],
@@ -87,7 +87,7 @@ describe('mysql-cdc reference configuration (issue 4)', () => {
     ]);
 
     await root.query(`INSERT INTO shop.orders VALUES (4, 1, 'streamed'); UPDATE shop.customers SET version = 2, note = 'streamed' WHERE id = 2`);
-    await waitFor('the streamed changes', () => events().length >= 7 || agent.proc.exitCode !== null, 20_000, 200);
+    await waitFor('the streamed changes', () => events().length >= 7 || agent.proc.exitCode !== null, 120_000, 200);
     // Two keys, two partitions: their order at the sink is not defined.
     expect(events().slice(5).map((e) => [e.type, e.data]).sort()).toEqual([
       ['customer.updated', { id: 2, version: 2, note: 'streamed' }],
@@ -98,5 +98,5 @@ describe('mysql-cdc reference configuration (issue 4)', () => {
     expect(dumps.map((d) => d.user)).toContain('repl');
     expect(await agent.stop()).toBe(0);
     expect(agent.stdout() + agent.stderr()).not.toContain(REPL_PASSWORD);
-  }, 60_000);
+  }, 300_000); // the two waits for the sink add up to 240 s; the rest is `ferry check` and the agent's stop
 });

@@ -44,15 +44,22 @@ async function onDemand(source: MysqlCdcSource, request: SnapshotRequest): Promi
 // the sentinel as streamed (op c), not as a resumed snapshot may read it (op r)
 const sawSentinel = (records: SourceRecord[]): boolean => records.some((r) => r.op === 'c' && r.data.id === SENTINEL);
 
-describe('mysql-cdc snapshot', () => {
+// At least the sum of each test's waits: the busy snapshot's drain of 120 s, or two runOnce drains (60 s each by default).
+describe('mysql-cdc snapshot', { timeout: 180_000 }, () => {
   it('takes a snapshot consistent with concurrent writes: replaying its events reproduces the table', async () => {
     await fill('busy', 3000);
     const source = sourceFor(fx, { tables: [t('busy')], snapshot: 'initial', snapshotChunkSize: 250 });
     await source.open(undefined, contextFor());
+    // What the reader has handed out so far (drain's own array, watched through its `done`).
+    let seen: SourceRecord[] = [];
     let writing = true;
+    // Writes from before the snapshot's consistent read until the stream has begun, so every chunk is
+    // read while the table changes; at least 50 of them after the first chunk came, so they must stream.
     const writer = (async () => {
       let n = 0;
-      while (writing) {
+      let afterFirstChunk = 0;
+      while (writing && (afterFirstChunk < 50 || !seen.some((r) => r.op !== 'r'))) {
+        if (seen.length > 0) afterFirstChunk++;
         n++;
         const id = 1 + ((n * 7919) % 3500);
         await fx.root.query(`INSERT INTO ${t('busy')} VALUES (?, ?, 'w') ON DUPLICATE KEY UPDATE v = v + 1, note = 'u'`, [id, n]);
@@ -60,9 +67,8 @@ describe('mysql-cdc snapshot', () => {
       }
       await fx.root.query(`INSERT INTO ${t('busy')} VALUES (?, 0, 'end')`, [SENTINEL]);
     })();
-    setTimeout(() => (writing = false), 1_500);
     try {
-      const { records, batches } = await drain(source, sawSentinel, 30_000);
+      const { records, batches } = await drain(source, (rs) => sawSentinel((seen = rs)), 120_000);
       await writer;
       const snapshotRows = records.filter((r) => r.op === 'r');
       expect(snapshotRows.length).toBeGreaterThan(2000);
@@ -151,7 +157,7 @@ describe('mysql-cdc snapshot', () => {
        '2024-01-02 03:04:05.123456', '{"a": [1, 2.50, "x"]}', 'paid', 'x,z', x'00ff10', x'01', b'1010101010', b'1', 'Müller', 1.5, 0.25,
        '2024-02-29', '-12:34:56.78', 2024, -128, 'long text'),
       (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`);
-    const stream = await drain(streamed, (r) => r.length >= 2).finally(() => streamed.close());
+    const stream = await drain(streamed, (r) => r.length >= 2, 60_000).finally(() => streamed.close());
     const snap = (await onDemand(sourceFor(fx, { tables: [t('types')] }), { runId: 'types' })).flatMap((b) => b.records);
     expect(snap.map((r) => r.op)).toEqual(['r', 'r']);
     expect(snap.map((r) => r.data)).toEqual(stream.records.map((r) => r.data));

@@ -1,15 +1,63 @@
 import { describe, expect, it } from 'vitest';
+import type { RowDataPacket } from 'mysql2';
 import type { SourceRecord } from '../../agent/plugin/source.js';
 import { FerryError, RetryableError } from '../../agent/errors/index.js';
 import { ERROR_CODES } from '../../agent/errors/codes.js';
 import { BinlogStream } from '../../sources/mysql-cdc/binlog-stream.js';
 import { connectionOptions } from '../../sources/mysql-cdc/connection.js';
+import type { MysqlCdcSource } from '../../sources/mysql-cdc/index.js';
+import { waitFor } from '../support/agent-process.js';
 import { ALTER_MID_STREAM_CHANGES, alterMidStream, contextFor, drain, masterStatus, runOnce, sourceFor, uniqueServerId, useFixture } from './mysql-cdc.helpers.js';
 
 const [fx, t] = useFixture('cdc');
 const count = (n: number) => (records: SourceRecord[]) => records.length >= n;
+/**
+ * How long a drain waits for what it is after. Generous: the server may take
+ * up to 30 s to start a binlog dump before the source gives up (binlog-stream.ts
+ * START_TIMEOUT_MS), and a drain that gets what it wants returns at once.
+ */
+const WAIT = 60_000;
 
-describe('mysql-cdc streaming', () => {
+/** Ids of the binlog dump threads the server runs for this file's user now. */
+async function dumpThreads(): Promise<number[]> {
+  const [rows] = await fx.root.query<RowDataPacket[]>("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND COMMAND LIKE 'Binlog Dump%'", [fx.user]);
+  return rows.map((r) => Number(r.ID));
+}
+
+/**
+ * Waits until the server runs a binlog dump for this file's user that is not
+ * among `known` (taken before the reader started: a closed reader's thread
+ * may linger), and returns its id. A reader's dump starts only once it reads.
+ */
+async function newDumpThread(known: number[]): Promise<number> {
+  return waitFor('a new binlog dump thread on the server', async () => (await dumpThreads()).find((id) => !known.includes(id)), 30_000, 50);
+}
+
+/**
+ * Polls `value` until it did not change over ten samples in a row, 100 ms
+ * apart (each sample a turn of the event loop that would have decoded
+ * whatever arrived), and returns it.
+ */
+async function settled(value: () => number): Promise<number> {
+  const deadline = Date.now() + 60_000;
+  let last = value();
+  for (let same = 0; same < 10; ) {
+    if (Date.now() > deadline) throw new Error(`still changing after 60 s (now ${last})`);
+    await new Promise((r) => setTimeout(r, 100));
+    const now = value();
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
+/** The binlog socket of a source's running stream: pausing it silences the server as a cut network would. */
+function binlogSocket(source: MysqlCdcSource): { pause(): void } {
+  return (source as unknown as { stream: { zongji: { connection: { stream: { pause(): void } } } } }).stream.zongji.connection.stream;
+}
+
+// At least the sum of each test's waits: up to three drains (WAIT, also runOnce's default), 30 s for a dump to start or a buffer to fill.
+describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
   it('streams inserts, updates and deletes with before and after images and every column type', async () => {
     await fx.root.query(`CREATE TABLE ${t('types')} (
       id INT UNSIGNED PRIMARY KEY, big BIGINT, ubig BIGINT UNSIGNED, amount DECIMAL(20,6), happened DATETIME(3),
@@ -24,7 +72,7 @@ describe('mysql-cdc streaming', () => {
         (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`);
       await fx.root.query(`UPDATE ${t('types')} SET name = 'renamed', amount = '0.000001' WHERE id = 2`);
       await fx.root.query(`DELETE FROM ${t('types')} WHERE id = 1`);
-      const { records } = await drain(source, count(4));
+      const { records } = await drain(source, count(4), WAIT);
       expect(records.map((r) => r.op)).toEqual(['c', 'c', 'u', 'd']);
       const [first, second, update, del] = records as [SourceRecord, SourceRecord, SourceRecord, SourceRecord];
       expect(first.origin).toEqual({ kind: 'table', name: t('types') });
@@ -62,7 +110,7 @@ describe('mysql-cdc streaming', () => {
     const ctx = contextFor();
     await first.open(undefined, ctx);
     for (let i = 1; i <= 5; i++) await fx.root.query(`INSERT INTO ${t('resume')} VALUES (?, ?)`, [i, i]);
-    const run1 = await drain(first, count(5));
+    const run1 = await drain(first, count(5), WAIT);
     await first.commit(run1.checkpoint!);
     await first.close();
     expect(await ctx.state.get('committedPosition')).toMatch(/^stream mariadb-bin\.\d+:\d+$/);
@@ -85,7 +133,7 @@ describe('mysql-cdc streaming', () => {
       await fx.root.query(`INSERT INTO ${t('gtids')} VALUES (2)`);
       await fx.root.query(`SET SESSION gtid_domain_id = 0`);
       await fx.root.query(`INSERT INTO ${t('gtids')} VALUES (3)`);
-      const { records, checkpoint } = await drain(source, count(3));
+      const { records, checkpoint } = await drain(source, count(3), WAIT);
       expect(records[1]!.txid).toMatch(/^7-\d+-\d+$/);
       const cp = checkpoint as { file: string; pos: number; gtid: string };
       const [[server]] = (await fx.root.query(`SELECT BINLOG_GTID_POS(?, ?) AS gtid`, [cp.file, cp.pos])) as unknown as [[{ gtid: string }]];
@@ -105,7 +153,7 @@ describe('mysql-cdc streaming', () => {
     await fx.root.query(`INSERT INTO ${t('rotate')} VALUES (1)`);
     await fx.root.query('FLUSH BINARY LOGS');
     await fx.root.query(`INSERT INTO ${t('rotate')} VALUES (2)`);
-    const run1 = await drain(first, count(2));
+    const run1 = await drain(first, count(2), WAIT);
     await first.close();
     const after = await masterStatus(fx);
     expect(after.file > before.file).toBe(true);
@@ -125,7 +173,7 @@ describe('mysql-cdc streaming', () => {
     await fx.root.query(`START TRANSACTION; INSERT INTO ${t('tx')} VALUES (1,'a'),(2,'b'); INSERT INTO ${t('tx')} VALUES (3,'c'); COMMIT`);
     // batches of one event: the first ends inside the transaction, so its
     // checkpoint must still be the position before the transaction
-    const run1 = await drain(source, count(1));
+    const run1 = await drain(source, count(1), WAIT);
     await source.close();
     const startCp = run1.checkpoint;
     expect(run1.records.map((r) => r.data.id)).toEqual([1, 2]);
@@ -152,7 +200,7 @@ describe('mysql-cdc streaming', () => {
       // all written (and all DDL done) before the first read: the old rows
       // must not be decoded against today's columns
       await alterMidStream(fx, t('ddl'));
-      const { records } = await drain(source, count(4));
+      const { records } = await drain(source, count(4), WAIT);
       expect(records.map((r) => [r.op, r.data])).toEqual(ALTER_MID_STREAM_CHANGES);
       expect(records[2]!.before).toEqual({ id: 2, c: '2024-05-06', b: 20 });
     } finally {
@@ -173,9 +221,12 @@ describe('mysql-cdc streaming', () => {
       const ids: unknown[] = [];
       const first = await it.next();
       ids.push(...(first.value as { records: SourceRecord[] }).records.map((r) => r.data.id));
-      await new Promise((r) => setTimeout(r, 1_000)); // the consumer is busy: nobody pulls
-      expect(source.bufferedEvents).toBeGreaterThan(0);
-      expect(source.bufferedEvents).toBeLessThanOrEqual(50);
+      // the consumer is busy: nobody pulls, while the ~4000 events of the inserts arrive
+      await waitFor('events decoded while nobody pulls', () => source.bufferedEvents > 0, 30_000, 20);
+      // Once the buffer stops growing: a reader that never pauses the socket stops only with all of them decoded.
+      const held = await settled(() => source.bufferedEvents);
+      expect(held).toBeGreaterThan(0);
+      expect(held).toBeLessThanOrEqual(50);
       while (ids.length < rows) {
         const next = await it.next();
         ids.push(...(next.value as { records: SourceRecord[] }).records.map((r) => r.data.id));
@@ -199,11 +250,14 @@ describe('mysql-cdc streaming', () => {
     const it = source.read(ac.signal)[Symbol.asyncIterator]();
     try {
       let n = ((await it.next()).value as { records: SourceRecord[] }).records.length; // starts the binlog stream
-      await new Promise((r) => setTimeout(r, 1_000)); // then nobody pulls
-      // paused above half the limit, at most the limit plus the rows of the event that crossed it
-      // (counting events instead, all ~70 events of the statement would fit)
-      expect(source.bufferedEvents).toBeGreaterThan(150);
-      expect(source.bufferedEvents).toBeLessThan(450);
+      // then nobody pulls: paused above half the limit (counting events instead, all ~70 events
+      // of the statement would fit, and this never holds) ...
+      await waitFor('more than half the limit decoded while nobody pulls', () => source.bufferedEvents > 150, 30_000, 20);
+      // ... at most the limit plus the rows of the event that crossed it, once the buffer stops growing
+      // (a reader that never pauses the socket stops only with all 5000 rows decoded)
+      const held = await settled(() => source.bufferedEvents);
+      expect(held).toBeGreaterThan(150);
+      expect(held).toBeLessThan(450);
       while (n < rows) n += ((await it.next()).value as { records: SourceRecord[] }).records.length;
       expect(n).toBe(rows);
     } finally {
@@ -222,7 +276,7 @@ describe('mysql-cdc streaming', () => {
       await fx.root.query(`INSERT INTO ${t('trunc')} VALUES (1)`);
       await fx.root.query(`TRUNCATE TABLE ${t('other')}`);
       await fx.root.query(`USE \`${fx.database}\`; TRUNCATE trunc`);
-      const { records } = await drain(source, count(2));
+      const { records } = await drain(source, count(2), WAIT);
       expect(records.map((r) => [r.op, r.origin.name, r.data])).toEqual([
         ['c', t('trunc'), { id: 1 }],
         ['t', t('trunc'), {}],
@@ -238,27 +292,41 @@ describe('mysql-cdc streaming', () => {
     const source = sourceFor(fx, { tables: [t('idle')] });
     await source.open(undefined, contextFor());
     const ac = new AbortController();
-    const started = Date.now();
-    setTimeout(() => ac.abort(), 300);
-    for await (const batch of source.read(ac.signal)) expect(batch).toBeDefined();
-    expect(Date.now() - started).toBeLessThan(5_000);
-    await source.close();
+    const known = await dumpThreads();
+    const reading = (async () => {
+      for await (const batch of source.read(ac.signal)) expect(batch).toBeDefined();
+    })();
+    reading.catch(() => undefined); // awaited below
+    try {
+      await newDumpThread(known);
+      // From here no event and no heartbeat reaches the reader (other test files' transactions would
+      // otherwise wake it): the abort alone must end the loop. A reader that waits for the next event
+      // before looking at the signal ends only when the silence watchdog fails it, with a RetryableError.
+      binlogSocket(source).pause();
+      ac.abort();
+      await reading;
+    } finally {
+      ac.abort();
+      await source.close();
+      await reading.catch(() => undefined);
+    }
   });
 
   it('turns a dropped binlog connection into a RetryableError', async () => {
     await fx.root.query(`CREATE TABLE ${t('kill')} (id INT PRIMARY KEY)`);
     const source = sourceFor(fx, { tables: [t('kill')] });
     await source.open(undefined, contextFor());
-    const killer = setTimeout(async () => {
-      const [rows] = await fx.root.query<import('mysql2').RowDataPacket[]>(
-        "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? AND COMMAND LIKE 'Binlog Dump%'",
-        [fx.user],
-      );
-      for (const r of rows) await fx.root.query(`KILL ${Number(r.ID)}`);
-    }, 500);
-    const err = await drain(source, () => false, 5_000).catch((e: unknown) => e);
-    clearTimeout(killer);
-    await source.close();
+    const known = await dumpThreads();
+    // The dump starts once reading does; a source that swallowed the drop (or reconnected on its own)
+    // would read on until the drain gives up, with a plain Error.
+    const run = drain(source, () => false, WAIT).catch((e: unknown) => e);
+    let err: unknown;
+    try {
+      await fx.root.query(`KILL ${await newDumpThread(known)}`);
+      err = await run;
+    } finally {
+      await source.close();
+    }
     expect(err).toBeInstanceOf(FerryError);
     expect((err as FerryError).name).toBe('RetryableError');
   });
@@ -270,7 +338,9 @@ describe('mysql-cdc streaming', () => {
       from: await masterStatus(fx),
       includeSchema: { [fx.database]: ['none'] },
       maxBuffered: 100,
-      heartbeatMs: 200,
+      // the watchdog fails a connection silent for three periods: 3 s, so that a loaded machine
+      // (the server and this process on the same two cores) does not look like a dead network
+      heartbeatMs: 1_000,
       onArrival: () => undefined,
       columnsFor: () => [],
     });
@@ -278,19 +348,20 @@ describe('mysql-cdc streaming', () => {
     const ac = new AbortController();
     try {
       const idle: string[] = [];
-      const until = Date.now() + 1_000;
-      while (Date.now() < until) {
-        const item = await stream.next(ac.signal, 100);
+      const started = Date.now();
+      // Longer than the watchdog's three periods, and until three events came: on an idle server
+      // only heartbeats keep the watchdog quiet that long (on a busy one, other transactions' events do)
+      while ((Date.now() - started < 4_000 || idle.length < 3) && Date.now() - started < 60_000) {
+        const item = await stream.next(ac.signal, 500);
         if (item?.error) throw item.error;
         if (item) idle.push(item.event.getEventName());
       }
-      // 1 s is five heartbeat periods: on an idle server only heartbeats kept
-      // the watchdog quiet (on a busy one, other transactions' events did)
       expect(idle.length).toBeGreaterThan(2);
       // the network goes quiet without closing: stop reading the socket behind zongji's back
       (stream as unknown as { zongji: { connection: { stream: { pause(): void } } } }).zongji.connection.stream.pause();
-      let item = await stream.next(ac.signal, 2_000);
-      while (item && !item.error) item = await stream.next(ac.signal, 2_000);
+      // (the watchdog speaks after 3 to 4 s of silence; the wait only bounds a watchdog that never does)
+      let item = await stream.next(ac.signal, 30_000);
+      while (item && !item.error) item = await stream.next(ac.signal, 30_000);
       expect(item?.error).toBeInstanceOf(RetryableError);
       expect(item?.error?.message).toMatch(/no binlog event or heartbeat from the server/);
     } finally {
@@ -316,8 +387,15 @@ describe('mysql-cdc streaming', () => {
     const serverId = uniqueServerId();
     const older = sourceFor(fx, { tables: [t('dup')], serverId });
     await older.open(undefined, { ...contextFor(), pipeline: 'orders-a' });
-    const olderRun = drain(older, () => false, 10_000).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 300));
+    const known = await dumpThreads();
+    const olderRun = drain(older, () => false, 2 * WAIT).catch((e: unknown) => e);
+    // The server drops the older of two dumps with one id: the older reader's must be running
+    // before the newer one starts, or the roles swap. (If the older is never stopped, the drain
+    // gives up with a plain Error.)
+    await newDumpThread(known).catch(async (err: unknown) => {
+      await older.close();
+      throw err;
+    });
     // another process's reader (another agent, a replica): it does not pass through this process's sources
     const newer = new BinlogStream({
       connection: connectionOptions(fx.url),
@@ -325,7 +403,7 @@ describe('mysql-cdc streaming', () => {
       from: await masterStatus(fx),
       includeSchema: { [fx.database]: ['dup'] },
       maxBuffered: 100,
-      heartbeatMs: 1_000,
+      heartbeatMs: 5_000,
       onArrival: () => undefined,
       columnsFor: () => [],
     });
@@ -346,9 +424,11 @@ describe('mysql-cdc streaming', () => {
       // the newer reader keeps reading
       await fx.root.query(`INSERT INTO ${t('dup')} VALUES (1)`);
       const seen: string[] = [];
-      for (let item = await newer.next(new AbortController().signal, 3_000); item; item = await newer.next(new AbortController().signal, 500)) {
-        if (item.error) throw item.error;
-        seen.push(item.event.getEventName());
+      // (only rows of the dup table pass its filter: the insert's)
+      for (const until = Date.now() + WAIT; !seen.includes('writerows') && Date.now() < until; ) {
+        const item = await newer.next(new AbortController().signal, 1_000);
+        if (item?.error) throw item.error;
+        if (item) seen.push(item.event.getEventName());
       }
       expect(seen).toContain('writerows');
     } finally {
@@ -371,7 +451,7 @@ describe('mysql-cdc streaming', () => {
     });
     // the first is not disturbed, and once it is closed the id is free
     await fx.root.query(`INSERT INTO ${t('dup')} VALUES (2)`);
-    const { records } = await drain(first, (r) => r.length >= 1, 10_000);
+    const { records } = await drain(first, (r) => r.length >= 1, WAIT);
     expect(records.map((r) => r.data.id)).toEqual([2]);
     await first.close();
     await second.open(undefined, { ...contextFor(), pipeline: 'orders-copy' });
@@ -399,7 +479,7 @@ describe('mysql-cdc streaming', () => {
       const source = sourceFor({ ...fx, url: `mysql://${user}:pw@127.0.0.1:3306/${fx.database}` }, { tables: [t('noslave')] });
       // open reads only what REPLICATION CLIENT allows; the binlog dump is refused when reading starts
       await source.open(undefined, contextFor());
-      const err = await drain(source, () => false, 10_000).catch((e: unknown) => e);
+      const err = await drain(source, () => false, WAIT).catch((e: unknown) => e);
       await source.close();
       expect(err).toMatchObject({ code: 'FERRY_PREFLIGHT_FAILED', message: expect.stringMatching(/REPLICATION SLAVE/), fix: expect.stringMatching(new RegExp(`^GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON \\*\\.\\* TO '${user}'@'%';`)) });
       expect(err).not.toBeInstanceOf(RetryableError);
@@ -453,7 +533,7 @@ describe('mysql-cdc check()', () => {
       // and the role really serves: the binlog is read through it
       await source.open(undefined, contextFor());
       await fx.root.query(`INSERT INTO ${t('checked')} VALUES (${Date.now() % 1_000_000})`);
-      const { records } = await drain(source, (r) => r.length >= 1, 10_000).finally(() => source.close());
+      const { records } = await drain(source, (r) => r.length >= 1, WAIT).finally(() => source.close());
       expect(records).toHaveLength(1);
     } finally {
       await fx.root.query(`DROP USER '${user}'@'%'; DROP ROLE ${outer}; DROP ROLE ${inner}`);
