@@ -103,7 +103,7 @@ function editMapping(file: string, from: string, to: string): void {
 async function startStreaming(config: string, out: string): Promise<FerryProcess> {
   const agent = startAgent(config);
   running.push(agent);
-  await waitFor('the seed row at the sink', () => readJsonLines(out).length >= 1 || agent.proc.exitCode !== null, 30_000, 100);
+  await waitFor('the seed row at the sink', () => readJsonLines(out).length >= 1 || agent.proc.exitCode !== null, 120_000, 100);
   expect(agent.proc.exitCode, agent.stderr()).toBeNull();
   expect(readJsonLines<OrderEvent>(out).map((e) => [e.type, e.subject])).toEqual([['order.snapshot', '1']]);
   return agent;
@@ -115,7 +115,7 @@ async function startStreaming(config: string, out: string): Promise<FerryProcess
  * `ferry dlq show`'s entry.
  */
 async function deadLetterOf(agent: FerryProcess, config: string, out: string, good: string[]): Promise<{ line: string; entry: DeadLetter }> {
-  await waitFor('the good rows at the sink', () => new Set(readJsonLines<OrderEvent>(out).map((e) => e.subject)).size >= good.length || agent.proc.exitCode !== null, 30_000, 100);
+  await waitFor('the good rows at the sink', () => new Set(readJsonLines<OrderEvent>(out).map((e) => e.subject)).size >= good.length || agent.proc.exitCode !== null, 120_000, 100);
   expect(agent.proc.exitCode, agent.stderr()).toBeNull();
   const list = await waitFor(
     'the entry in the mapping dead-letter queue',
@@ -123,7 +123,7 @@ async function deadLetterOf(agent: FerryProcess, config: string, out: string, go
       const r = await runFerry(['dlq', 'list', '--config', config, '--sink', 'mapping']);
       return r.stderr.includes('1 dead-letter entry') ? r : undefined;
     },
-    15_000,
+    60_000,
     300,
   );
   expect(list.code).toBe(0);
@@ -143,7 +143,7 @@ async function replayAndDrain(config: string, out: string, subject: string): Pro
   expect(replay.stderr).toContain('replayed 1 entry');
   expect(replay.stderr).not.toContain('still fail');
   expect(replay.code).toBe(0);
-  await waitFor('the replayed row at the sink', () => readJsonLines<OrderEvent>(out).some((e) => e.subject === subject), 20_000, 100);
+  await waitFor('the replayed row at the sink', () => readJsonLines<OrderEvent>(out).some((e) => e.subject === subject), 120_000, 100);
   const after = await runFerry(['dlq', 'list', '--config', config]);
   expect(after.code).toBe(0);
   expect(after.stdout).toBe('');
@@ -252,7 +252,7 @@ describe('CDC records that break their contract â†’ mapping dead-letter queue â†
     });
     expect(await agent.stop()).toBe(0);
     expectEachOnce(ws.out, ['1', '2', '3', '4', '5']);
-  }, 60_000);
+  }, 480_000); // the waits (120 + 120 + 60 + 120 s), the database set-up and six CLI runs
 
   it('mysql-cdc: a ref breaking the contract pattern is dead-lettered with db.table, binlog file:pos and field; fixed and replayed, it arrives with its stream id', async () => {
     const fx: MysqlFixture = await createFixture('cdcdlq');
@@ -322,5 +322,5 @@ describe('CDC records that break their contract â†’ mapping dead-letter queue â†
     });
     expect(await agent.stop()).toBe(0);
     expectEachOnce(ws.out, ['1', '2', '3', '4', '5']);
-  }, 60_000);
+  }, 480_000); // the waits (120 + 120 + 60 + 120 s), the database set-up and six CLI runs
 });

@@ -17,10 +17,12 @@ const ROWS = 200_000;
 
 const running: FerryProcess[] = [];
 const prefixes: string[] = [];
+const clients: Redis[] = [];
 // In afterAll, not at the end of the test: a failed run must not leave its queues on the shared Redis.
 afterAll(async () => {
   for (const p of running) if (p.proc.exitCode === null && p.proc.signalCode === null) await p.kill();
   for (const prefix of prefixes) await deleteRedisPrefix(prefix);
+  for (const c of clients) c.disconnect();
 });
 
 type Event = { id: string; subject: string; data: Record<string, string> };
@@ -43,7 +45,22 @@ describe('csv drop: SIGTERM mid-file', () => {
 
     let agent = startAgent(config);
     running.push(agent);
-    await waitFor('a first part of the file at the sink', () => countLines(out) >= 20_000 || agent.proc.exitCode !== null, 40_000, 20);
+    // Signalled at a moment that is mid-file by construction: 20,000+ rows of it durable in the queue, not all of
+    // it, and delivery under way. The reader runs ahead of delivery, so counting the sink alone could let the file
+    // finish first on a slow machine (as csv-drop-pipeline.test.ts's SIGKILL test waits).
+    const redis = new Redis(6379, '127.0.0.1');
+    clients.push(redis);
+    type Stored = { file: string; records: number; done: boolean } | null;
+    const stored = async (): Promise<Stored> => JSON.parse((await redis.get(`${prefix}:pipeline:customers:checkpoint`)) ?? 'null') as Stored;
+    const atWait = await waitFor('20,000 rows of the file durable, the file not finished, and rows at the sink', async () => {
+      if (agent.proc.exitCode !== null) return { stopped: true, records: 0, done: false };
+      const s = await stored();
+      if (s === null || s.file !== 'kunden_drain.csv') return undefined;
+      // Finished before the wait saw it mid-file: say so below rather than wait out the limit.
+      if (s.done) return { stopped: false, records: s.records, done: true };
+      return s.records >= 20_000 && countLines(out) > 0 ? { stopped: false, records: s.records, done: false } : undefined;
+    }, 120_000, 10);
+    expect(atWait, agent.stderr()).toMatchObject({ stopped: false, done: false });
     const atSignal = countLines(out);
     expect(await agent.stop(), agent.stderr()).toBe(0);
     expect(agent.stderr()).toContain('ferry agent stopped');
@@ -55,9 +72,7 @@ describe('csv drop: SIGTERM mid-file', () => {
     expect(atSignal).toBeGreaterThan(0);
     expect(afterDrain.length).toBeLessThan(ROWS);
     expect(existsSync(csv)).toBe(true);
-    const redis = new Redis(6379, '127.0.0.1');
-    const checkpoint = JSON.parse((await redis.get(`${prefix}:pipeline:customers:checkpoint`)) ?? 'null') as { file: string; records: number; done: boolean } | null;
-    redis.disconnect();
+    const checkpoint = await stored();
     expect(checkpoint).toMatchObject({ file: 'kunden_drain.csv', done: false });
     expect(checkpoint!.records).toBeGreaterThan(0);
     expect(checkpoint!.records).toBeLessThan(ROWS);
@@ -66,8 +81,8 @@ describe('csv drop: SIGTERM mid-file', () => {
 
     agent = startAgent(config);
     running.push(agent);
-    await waitFor('every row at the sink after the restart', () => countLines(out) >= ROWS || agent.proc.exitCode !== null, 40_000, 100);
-    await waitFor('the file to be archived', () => existsSync(join(dir, 'archive/kunden_drain.csv')) || agent.proc.exitCode !== null, 15_000);
+    await waitFor('every row at the sink after the restart', () => countLines(out) >= ROWS || agent.proc.exitCode !== null, 240_000, 100);
+    await waitFor('the file to be archived', () => existsSync(join(dir, 'archive/kunden_drain.csv')) || agent.proc.exitCode !== null, 20_000);
     // A duplicate would arrive after the last new row: give late deliveries a moment to show.
     await new Promise((r) => setTimeout(r, 500));
     expect(await agent.stop(), agent.stderr()).toBe(0);
@@ -80,5 +95,5 @@ describe('csv drop: SIGTERM mid-file', () => {
     expect(agent.stderr()).toMatch(new RegExp(`"resumeAfter":${checkpoint!.records}\\b`));
     // Balances rise with the row number, so per-key order across the stop shows as rising balances.
     expect(perKeyOrderViolations(events)).toBe(0);
-  }, 60_000);
+  }, 420_000); // at least the sum of the waits above (120 + 240 + 20 s) plus the two drains
 });

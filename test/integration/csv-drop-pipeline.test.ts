@@ -54,8 +54,9 @@ describe('csv drop → queue → sinks', () => {
     dropCsv(join(ws.inbox, 'kunden_big.csv'), kundenRows(100_000, 1000));
     const agent = startAgent(ws.config);
     running.push(agent);
-    await waitFor('100,000 events at the file sink', () => readJsonLines(ws.out).length >= 100_000 || agent.proc.exitCode !== null, 120_000, 250);
-    await waitFor('the file to be archived', () => existsSync(join(ws.dir, 'archive/kunden_big.csv')), 20_000);
+    // Counted, not parsed, while waiting: parsing 100,000 lines four times a second would slow the agent it waits for.
+    await waitFor('100,000 events at the file sink', () => countLines(ws.out) >= 100_000 || agent.proc.exitCode !== null, 240_000, 250);
+    await waitFor('the file to be archived', () => existsSync(join(ws.dir, 'archive/kunden_big.csv')), 30_000);
     expect(await agent.stop()).toBe(0);
     const events = readJsonLines<Event>(ws.out);
     expect(events.length).toBe(100_000);
@@ -63,7 +64,7 @@ describe('csv drop → queue → sinks', () => {
     expect(perKeyOrderViolations(events)).toBe(0);
     expect(events[0]).toMatchObject({ specversion: '1.0', type: 'customer.created', dataschema: 'urn:ferry:contract:customer:v1' });
     await deleteRedisPrefix(ws.prefix);
-  }, 180_000);
+  }, 300_000); // the waits (240 + 30 s) and the drain
 
   it('loses nothing when killed with SIGKILL in the middle of a 200,000-row file, and duplicates keep their ids', async () => {
     const ws = workspace('sigkill');
@@ -89,8 +90,9 @@ describe('csv drop → queue → sinks', () => {
     expect(existsSync(join(ws.inbox, 'kunden_huge.csv'))).toBe(true);
     agent = startAgent(ws.config);
     running.push(agent);
-    await waitFor('every row at the sink after the restart', () => distinctIds(readJsonLines<Event>(ws.out)) >= 200_000 || agent.proc.exitCode !== null, 150_000, 250);
-    await waitFor('the file to be archived', () => existsSync(join(ws.dir, 'archive/kunden_huge.csv')), 20_000);
+    // Parsed only once there are enough lines: parsing 200,000 lines four times a second would slow the agent it waits for.
+    await waitFor('every row at the sink after the restart', () => (countLines(ws.out) >= 200_000 && distinctIds(readJsonLines<Event>(ws.out)) >= 200_000) || agent.proc.exitCode !== null, 240_000, 250);
+    await waitFor('the file to be archived', () => existsSync(join(ws.dir, 'archive/kunden_huge.csv')), 30_000);
     expect(await agent.stop()).toBe(0);
     const events = readJsonLines<Event>(ws.out);
     expect(distinctIds(events)).toBe(200_000);
@@ -112,7 +114,7 @@ describe('csv drop → queue → sinks', () => {
     }
     expect(resentDurable).toBeLessThanOrEqual(4 * 500);
     await deleteRedisPrefix(ws.prefix);
-  }, 300_000);
+  }, 420_000); // the waits (120 + 240 + 30 s) and the drain
 
   it('delivers every event to a webhook that fails 30% with 500, answers 429 Retry-After and times out: all signed, repeats dropped by Idempotency-Key', async () => {
     const secret = 'chaos-secret-not-in-logs';
@@ -127,7 +129,7 @@ describe('csv drop → queue → sinks', () => {
       running.push(agent);
       // Stopping before every abandoned batch has come back would leave its redelivery untested.
       const abandonedBatchesResent = () => [...server.abandonedKeys].every((key) => server.duplicateKeys.has(key));
-      await waitFor('5,000 distinct events at the webhook and every timed-out batch sent again', () => (server.received.size >= 5_000 && abandonedBatchesResent()) || agent.proc.exitCode !== null, 45_000, 250);
+      await waitFor('5,000 distinct events at the webhook and every timed-out batch sent again', () => (server.received.size >= 5_000 && abandonedBatchesResent()) || agent.proc.exitCode !== null, 150_000, 250);
       expect(await agent.stop()).toBe(0);
       expect(server.received.size).toBe(5_000);
       expect(server.badRequests).toBe(0);
@@ -152,7 +154,7 @@ describe('csv drop → queue → sinks', () => {
     } finally {
       await server.close();
     }
-  }, 60_000);
+  }, 240_000); // the 150 s wait, the drain and the CLI call
 
   it('dead-letters rows that break the contract with row number and reason; replay after fixing the mapping delivers them', async () => {
     const mappingDir = tempWorkspace('mapping');
@@ -171,8 +173,8 @@ describe('csv drop → queue → sinks', () => {
     ]);
     const agent = startAgent(ws.config);
     running.push(agent);
-    await waitFor('the good rows at the sink', () => readJsonLines(ws.out).length >= 2, 30_000);
-    await waitFor('the file to be archived', () => existsSync(join(ws.dir, 'archive/kunden_bad.csv')), 20_000);
+    await waitFor('the good rows at the sink', () => readJsonLines(ws.out).length >= 2 || agent.proc.exitCode !== null, 120_000);
+    await waitFor('the file to be archived', () => existsSync(join(ws.dir, 'archive/kunden_bad.csv')), 30_000);
 
     const good = readJsonLines<Event>(ws.out);
     expect(good.map((e) => e.subject).sort()).toEqual(['1', '5']);
@@ -198,7 +200,7 @@ describe('csv drop → queue → sinks', () => {
     const replay = await runFerry(['dlq', 'replay', '--config', ws.config]);
     expect(replay.stderr).toMatch(/replayed 1 entry; 2 still fail/);
     expect(replay.code).toBe(1);
-    await waitFor('the replayed row at the sink', () => readJsonLines<Event>(ws.out).some((e) => e.subject === '3'), 20_000);
+    await waitFor('the replayed row at the sink', () => readJsonLines<Event>(ws.out).some((e) => e.subject === '3'), 60_000);
     const after = await runFerry(['dlq', 'list', '--config', ws.config, '--json']);
     expect(after.stdout.trim().split('\n')).toHaveLength(2);
 
@@ -213,5 +215,5 @@ describe('csv drop → queue → sinks', () => {
     expect(await agent.stop()).toBe(0);
     expect(readdirSync(join(ws.dir, 'archive'))).toContain('kunden_bad.csv');
     await deleteRedisPrefix(ws.prefix);
-  }, 120_000);
+  }, 300_000); // the waits (120 + 30 + 60 s) and nine CLI runs
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { appendFileSync, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,7 +79,7 @@ async function start(config: Record<string, unknown>, opts: { from?: Checkpoint;
 }
 
 /** Reads `count` records and commits every batch in order, as the runtime does once they are durable. */
-async function readAndCommit(source: Source, count: number, withinMs = 10_000): Promise<SourceRecord[]> {
+async function readAndCommit(source: Source, count: number, withinMs = 30_000): Promise<SourceRecord[]> {
   const batches = await readRecords(source, count, withinMs);
   // The batch that finishes a file may come right after the last record: pull it too when it is empty.
   for (const b of batches) await source.commit?.(b.checkpoint);
@@ -100,6 +100,43 @@ async function readBatchesFor(source: Source, ms: number): Promise<SourceBatch[]
   clearTimeout(timer);
   return out;
 }
+
+/**
+ * Pulls batches until `enough` holds for what was read so far (checked after each batch and every 50 ms, for
+ * conditions outside the batches such as a file moved), and throws if it does not within `limitMs`.
+ */
+async function readUntil(source: Source, what: string, enough: (batches: SourceBatch[]) => boolean | Promise<boolean>, limitMs = 30_000): Promise<SourceBatch[]> {
+  const controller = new AbortController();
+  const out: SourceBatch[] = [];
+  let met = false;
+  const check = async (): Promise<void> => {
+    if (!met && (await enough(out))) {
+      met = true;
+      controller.abort();
+    }
+  };
+  const deadline = Date.now() + limitMs;
+  const clock = (async () => {
+    while (!controller.signal.aborted) {
+      if (Date.now() > deadline) controller.abort();
+      else await check();
+      await sleep(50);
+    }
+  })();
+  try {
+    for await (const b of source.read(controller.signal)) {
+      out.push(b);
+      await check();
+    }
+  } finally {
+    controller.abort();
+    await clock;
+  }
+  if (!met) throw new Error(`timed out after ${limitMs} ms waiting for ${what}`);
+  return out;
+}
+
+const hasFailed = (batches: SourceBatch[]): boolean => batches.some((b) => (b.checkpoint as { failed?: string }).failed !== undefined);
 
 const csv = (lines: string[]): string => `${lines.join('\n')}\n`;
 
@@ -122,7 +159,7 @@ describe('file-drop: picking files up', () => {
     await folder();
     const source = await start({ format: { type: 'csv' } });
     setTimeout(() => void writeFile(inbox('later.csv'), csv(['a,b', '1,2'])), 300);
-    const batches = await readRecords(source, 1, 5_000);
+    const batches = await readRecords(source, 1, 30_000);
     expect(batches.flatMap((b) => b.records.map((r) => r.data))).toEqual([{ a: '1', b: '2' }]);
     const last = batches.at(-1)!;
     expect(last.checkpoint).toMatchObject({ file: 'later.csv', records: 1, done: true });
@@ -135,22 +172,34 @@ describe('file-drop: picking files up', () => {
 
   it('does not read a file that is still growing until it has been quiet for minAgeMs', async () => {
     await folder();
-    const source = await start({ format: { type: 'csv' }, complete: { minAgeMs: 700 } });
+    // The source shares this process's event loop: a stall of the process longer than minAgeMs minus the pause
+    // between two writes looks to it like a quiet file. A quiet period well above the pause leaves room for a
+    // loaded machine; the guard below reports a stall that still exceeds it instead of blaming the source.
+    const minAgeMs = 3000;
+    const pauseMs = 400;
+    const source = await start({ format: { type: 'csv' }, complete: { minAgeMs } });
     const controller = new AbortController();
     const iterator = source.read(controller.signal)[Symbol.asyncIterator]();
     let arrived = false;
     const first = iterator.next().then((r) => ((arrived = true), r));
-    const out = createWriteStream(inbox('growing.csv'));
-    out.write('n,text\n');
+    const file = inbox('growing.csv');
+    const firstWrite = Date.now();
+    let lastWrite = firstWrite;
     for (let chunk = 0; chunk < 10; chunk++) {
-      for (let i = 0; i < 100; i++) out.write(`${chunk * 100 + i},row ${chunk * 100 + i}\n`);
-      await sleep(250);
+      const rows = Array.from({ length: 100 }, (_, i) => `${chunk * 100 + i},row ${chunk * 100 + i}\n`).join('');
+      // Synchronous, and the time taken before it: the source cannot see this size any earlier (a write stream
+      // would land the bytes at some later moment).
+      lastWrite = Date.now();
+      appendFileSync(file, chunk === 0 ? `n,text\n${rows}` : rows);
+      await sleep(pauseMs);
+      // Until lastWrite + minAgeMs the file has not been quiet for minAgeMs, so nothing may have arrived by now.
+      expect(Date.now() - lastWrite, 'the test itself stalled longer than minAgeMs after a write').toBeLessThan(minAgeMs);
       expect(arrived, `emitted while the file was still being written (chunk ${chunk})`).toBe(false);
     }
-    await new Promise<void>((done) => out.end(() => done()));
-    const got: SourceRecord[] = [...(await withTimeout(first, 5_000, 'first batch')).value!.records];
+    expect(lastWrite - firstWrite, 'the file must grow for longer than the quiet period').toBeGreaterThan(minAgeMs);
+    const got: SourceRecord[] = [...(await withTimeout(first, 30_000, 'first batch')).value!.records];
     while (got.length < 1_000) {
-      const r = await withTimeout(iterator.next(), 5_000, 'next batch');
+      const r = await withTimeout(iterator.next(), 30_000, 'next batch');
       got.push(...r.value!.records);
     }
     controller.abort();
@@ -232,15 +281,20 @@ describe('file-drop: the same content is never sent twice', () => {
     // Once Redis answers for the content, the source forgets it: its memory follows the files in flight, not every file ever read.
     expect((first as unknown as { readThisRun: Set<string> }).readThisRun.size).toBe(0);
 
+    const archived = async (name: string): Promise<boolean> => (await readdir(join(root, 'archive')).catch(() => [] as string[])).includes(name);
     await writeFile(inbox('kunden_1_copy.csv'), content);
-    await expectNothingFor(first, 800);
+    // Read until the copy has been handled (archived), so "nothing sent" covers the copy, however slow the machine.
+    const copyRead = await readUntil(first, 'the copy to be archived as a duplicate', () => archived('kunden_1_copy.csv'));
+    expect(copyRead.flatMap((b) => b.records)).toEqual([]);
     expect((await readdir(join(root, 'archive'))).sort()).toEqual(['kunden_1.csv', 'kunden_1_copy.csv']);
     await first.close();
 
     // After a restart too (a fresh source, the same Redis state); the ids would have been the same anyway.
     await writeFile(inbox('again.csv'), content);
     const second = await start({ format: { type: 'csv', delimiter: ';' } }, { state });
-    await expectNothingFor(second, 800);
+    const againRead = await readUntil(second, 'the second copy to be archived as a duplicate', () => archived('again.csv'));
+    expect(againRead.flatMap((b) => b.records)).toEqual([]);
+    expect(await readdir(inbox())).toEqual([]);
     expect(sent.map((r) => r.changeId.split(':')[1])).toEqual(['0', '1']);
     await redis.del(key);
   });
@@ -368,7 +422,7 @@ describe('file-drop: unreadable files', () => {
     await writeFile(inbox('good.jsonl'), '{"ok":true}\n');
     const columns = [{ name: 'A', start: 1, length: 20 }];
     const source = await start({ format: { type: 'fixed-width', columns }, pattern: '*.txt' });
-    const batches = await readBatchesFor(source, 1_000);
+    const batches = await readUntil(source, 'the failed-file checkpoint', hasFailed);
     const failed = batches.find((b) => (b.checkpoint as { failed?: string }).failed !== undefined);
     expect(failed?.checkpoint).toMatchObject({ file: 'bad.txt', done: true, failed: expect.stringMatching(/layout does not fit line 1/) });
     expect(await readdir(inbox())).toContain('bad.txt');
@@ -384,7 +438,7 @@ describe('file-drop: unreadable files', () => {
     await folder();
     await writeFile(inbox('h.csv'), '"id;name\n1;a\n');
     const source = await start({ format: { type: 'csv', delimiter: ';' } });
-    const batches = await readBatchesFor(source, 1_000);
+    const batches = await readUntil(source, 'the failed-file checkpoint', hasFailed);
     expect(batches.flatMap((b) => b.records)).toEqual([]);
     expect(batches.at(-1)!.checkpoint).toMatchObject({ file: 'h.csv', failed: expect.stringMatching(/header/) });
     for (const b of batches) await source.commit!(b.checkpoint);
@@ -396,7 +450,7 @@ describe('file-drop: unreadable files', () => {
     // /proc/self/mem reads fail with EIO for everyone, root included (a chmod 000 file would not stop root).
     await symlink('/proc/self/mem', inbox('broken.csv'));
     const source = await start({ format: { type: 'csv' } });
-    const batches = await readBatchesFor(source, 1_000);
+    const batches = await readUntil(source, 'the failed-file checkpoint', hasFailed);
     expect(batches.at(-1)!.checkpoint).toMatchObject({ file: 'broken.csv', hash: '', records: 0, failed: expect.stringMatching(/EIO/) });
     expect(await readdir(inbox())).toEqual(['broken.csv']);
     for (const b of batches) await source.commit!(b.checkpoint);
@@ -411,7 +465,7 @@ describe('file-drop: resume and memory', () => {
     await writeFile(inbox('big.csv'), csv(['n', ...Array.from({ length: 35 }, (_, i) => String(i))]));
     const state = new MemoryStateStore();
     const first = await start({ format: { type: 'csv' }, batchSize: 10 }, { state });
-    const batches = await readRecords(first, 20, 5_000);
+    const batches = await readRecords(first, 20, 30_000);
     const committed = batches[0]!.checkpoint;
     expect(committed).toMatchObject({ file: 'big.csv', records: 10, done: false });
     await first.commit!(committed);
@@ -462,7 +516,7 @@ describe('file-drop: resume and memory', () => {
     expect(lastId).toBe('199999');
     // Holding the rows would retain well over 100 MB; streaming keeps a few batches and buffers.
     expect(peak - baseline).toBeLessThan(16 * 1024 * 1024);
-  });
+  }, 300_000);
 
   it('stops promptly when aborted in the middle of a file', async () => {
     await folder();

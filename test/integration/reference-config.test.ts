@@ -143,7 +143,7 @@ describe('the reference configuration of issue 2', () => {
     cleanups.push(async () => {
       if (agent.proc.exitCode === null && agent.proc.signalCode === null) await agent.kill();
     });
-    await waitFor('the agent to run', () => agent.stderr().includes('ferry agent running') || agent.proc.exitCode !== null, 30_000);
+    await waitFor('the agent to run', () => agent.stderr().includes('ferry agent running') || agent.proc.exitCode !== null, 120_000);
     expect(agent.proc.exitCode, agent.stderr()).toBeNull();
 
     const goodRows = kundenRows(1_200, 300);
@@ -160,10 +160,10 @@ describe('the reference configuration of issue 2', () => {
     await waitFor(
       'every good row at the webhook and in ./out/customers.jsonl',
       () => (new Set(webhookEvents().map((e) => e.id)).size >= good && readJsonLines(out).length >= good) || agent.proc.exitCode !== null,
-      30_000,
+      120_000,
       100,
     );
-    await waitFor('the file to move to ./archive', () => existsSync(join(dir, 'archive/kunden_2024-03-01.csv')) || agent.proc.exitCode !== null, 10_000);
+    await waitFor('the file to move to ./archive', () => existsSync(join(dir, 'archive/kunden_2024-03-01.csv')) || agent.proc.exitCode !== null, 30_000);
     expect(agent.proc.exitCode, agent.stderr()).toBeNull();
     expect(readdirSync(join(dir, 'inbox'))).toEqual([]);
 
@@ -203,5 +203,5 @@ describe('the reference configuration of issue 2', () => {
     expect(atHub.find((e) => e.subject === 'K1')!.data.name).toMatch(/^Jürgen Straße \d+$/);
 
     expect(agent.stderr(), 'the webhook secret must never be logged').not.toContain(HUB_SECRET);
-  }, 60_000);
+  }, 300_000); // the waits (120 + 120 + 30 s), a CLI run and the drain
 });

@@ -66,7 +66,8 @@ describe('sink dead letters', () => {
       logLevel: 'error',
       queue: { prefix },
       minAgeMs: 200,
-      sinks: [{ name: 'hub', type: 'webhook', url, timeoutMs: 2000 }, AUDIT_SINK],
+      // The webhook answers at once; a generous timeout keeps a loaded machine from turning its 500 into a timeout.
+      sinks: [{ name: 'hub', type: 'webhook', url, timeoutMs: 10_000 }, AUDIT_SINK],
       delivery: { partitions: 1, batch: { maxEvents: 500, maxWaitMs: 50 }, retry: { attempts: 2, initialMs: 20, maxMs: 50 } },
     });
     const audit = join(dir, 'out/customers.jsonl');
@@ -80,8 +81,8 @@ describe('sink dead letters', () => {
     try {
       agent = startAgent(config);
       dropCsv(join(dir, 'inbox/kunden_a.csv'), rows(['A1', 'A2', 'A3', 'A4', 'A5', 'A6']));
-      await waitFor('the failed batch in the hub dead-letter queue', async () => (await hubDlq.depth()) === 1 || agent!.proc.exitCode !== null, 20_000);
-      await waitFor('the batch at the healthy audit sink', () => readJsonLines(audit).length >= 6, 10_000);
+      await waitFor('the failed batch in the hub dead-letter queue', async () => (await hubDlq.depth()) === 1 || agent!.proc.exitCode !== null, 120_000);
+      await waitFor('the batch at the healthy audit sink', () => readJsonLines(audit).length >= 6, 30_000);
 
       const [entry, ...more] = await listHub();
       expect(more).toEqual([]);
@@ -99,7 +100,7 @@ describe('sink dead letters', () => {
       const replay = await runFerry(['dlq', 'replay', '--config', config, '--sink', 'hub']);
       expect(replay.code, replay.stderr).toBe(0);
       expect(replay.stderr).toMatch(/replayed 1 entry/);
-      await waitFor('the replayed batch at the webhook', () => requests.some((r) => r.status === 200), 10_000);
+      await waitFor('the replayed batch at the webhook', () => requests.some((r) => r.status === 200), 30_000);
       const accepted = requests.filter((r) => r.status === 200).flatMap((r) => r.events);
       // The same events, not new ones: same ids, same content as the audit sink got.
       expect(accepted).toEqual(original);
@@ -109,9 +110,9 @@ describe('sink dead letters', () => {
 
       healthy = false;
       dropCsv(join(dir, 'inbox/kunden_b.csv'), rows(['B1', 'B2']));
-      await waitFor('a second dead-lettered batch', async () => (await hubDlq.depth()) === 1, 20_000);
+      await waitFor('a second dead-lettered batch', async () => (await hubDlq.depth()) === 1, 120_000);
       dropCsv(join(dir, 'inbox/kunden_c.csv'), rows(['C1', 'C2', 'C3']));
-      await waitFor('a third dead-lettered batch', async () => (await hubDlq.depth()) === 2, 20_000);
+      await waitFor('a third dead-lettered batch', async () => (await hubDlq.depth()) === 2, 120_000);
       const purge = await runFerry(['dlq', 'purge', '--config', config, '--sink', 'hub', '--yes']);
       expect(purge.code, purge.stderr).toBe(0);
       expect(purge.stderr).toMatch(/purged 2 entries/);
@@ -126,5 +127,5 @@ describe('sink dead letters', () => {
       await hubDlq.close();
       await deleteRedisPrefix(prefix);
     }
-  }, 60_000);
+  }, 480_000); // the waits (120 + 30 + 30 + 120 + 120 s) and five CLI runs
 });
