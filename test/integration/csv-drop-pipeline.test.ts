@@ -2,9 +2,8 @@ import { existsSync, readdirSync, readFileSync, copyFileSync, mkdirSync } from '
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { DeliveryConfig } from '../../agent/config/schema.js';
-import { REPO, countLines, deleteRedisPrefix, readJsonLines, runFerry, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
-import { customersPipelineConfig, dropCsv, kundenRows, perKeyOrderViolations, type SinkEntry } from '../support/legacy-csv.js';
+import { REPO, countLines, deleteRedisPrefix, readJsonLines, runFerry, startAgent, tempWorkspace, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
+import { customersWorkspace, dropCsv, kundenRows, perKeyOrderViolations } from '../support/legacy-csv.js';
 import { start as startChaos } from '../support/chaos-webhook-server.js';
 
 /**
@@ -18,29 +17,6 @@ afterAll(async () => {
   for (const p of running) if (p.proc.exitCode === null) await p.kill();
 });
 
-interface Ws {
-  dir: string;
-  config: string;
-  inbox: string;
-  out: string;
-  prefix: string;
-}
-
-function workspace(name: string, opts: { sinks?: SinkEntry[]; retry?: DeliveryConfig['retry']; mappingDir?: string } = {}): Ws {
-  const dir = tempWorkspace(name);
-  const prefix = uniquePrefix(name);
-  const config = customersPipelineConfig(dir, {
-    id: `test-${name}`,
-    logLevel: 'warn',
-    queue: { prefix },
-    minAgeMs: 300,
-    errors: true,
-    mappingDir: opts.mappingDir,
-    sinks: opts.sinks,
-    delivery: { partitions: 4, batch: { maxEvents: 500, maxWaitMs: 50 }, retry: opts.retry ?? { attempts: 8, initialMs: 100, maxMs: 5000 } },
-  });
-  return { dir, config, inbox: join(dir, 'inbox'), out: join(dir, 'out/customers.jsonl'), prefix };
-}
 
 type Event = { id: string; subject: string; type: string; data: Record<string, string> };
 
@@ -50,7 +26,7 @@ function distinctIds(events: Event[]): number {
 
 describe('csv drop → queue → sinks', () => {
   it('delivers a 100,000-row file to the file sink: every row exactly once, per-key order kept', async () => {
-    const ws = workspace('100k');
+    const ws = customersWorkspace('100k');
     dropCsv(join(ws.inbox, 'kunden_big.csv'), kundenRows(100_000, 1000));
     const agent = startAgent(ws.config);
     running.push(agent);
@@ -67,7 +43,7 @@ describe('csv drop → queue → sinks', () => {
   }, 300_000); // the waits (240 + 30 s) and the drain
 
   it('loses nothing when killed with SIGKILL in the middle of a 200,000-row file, and duplicates keep their ids', async () => {
-    const ws = workspace('sigkill');
+    const ws = customersWorkspace('sigkill');
     dropCsv(join(ws.inbox, 'kunden_huge.csv'), kundenRows(200_000, 5000));
     let agent = startAgent(ws.config);
     running.push(agent);
@@ -120,9 +96,9 @@ describe('csv drop → queue → sinks', () => {
     const secret = 'chaos-secret-not-in-logs';
     const server = await startChaos({ secret, fail500: 0.3, fail429: 0.1, timeoutRate: 0.05, slowMs: 1500, seed: 42 });
     try {
-      const ws = workspace('webhook', {
+      const ws = customersWorkspace('webhook', {
         sinks: [{ name: 'hub', type: 'webhook', url: server.url, secret: '${env:HUB_SECRET}', timeoutMs: 1000 }],
-        retry: { attempts: 50, initialMs: 50, maxMs: 500 },
+        delivery: { partitions: 4, batch: { maxEvents: 500, maxWaitMs: 50 }, retry: { attempts: 50, initialMs: 50, maxMs: 500 } },
       });
       dropCsv(join(ws.inbox, 'kunden_web.csv'), kundenRows(5_000, 200));
       const agent = startAgent(ws.config, { env: { HUB_SECRET: secret } });
@@ -162,7 +138,7 @@ describe('csv drop → queue → sinks', () => {
     copyFileSync(join(REPO, 'mappings/contracts/customer.v1.schema.json'), join(mappingDir, 'contracts/customer.v1.schema.json'));
     const original = readFileSync(join(REPO, 'mappings/customers.yaml'), 'utf8');
     writeFile(join(mappingDir, 'customers.yaml'), original);
-    const ws = workspace('violations', { mappingDir });
+    const ws = customersWorkspace('violations', { mappingDir });
     dropCsv(join(ws.inbox, 'kunden_bad.csv'), [
       '1;Jürgen;Straßer;j@example.de;1234,50;31.01.2024;A',
       '2;Bad;Date;b@example.de;1,00;31.02.2024;A',

@@ -2,9 +2,8 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AgentConfig } from '../../agent/config/schema.js';
-import { REPO, countLines, deleteRedisPrefix, readJsonLines, runFerry, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
-import { customersPipelineConfig, dropCsv, kundenCsv, kundenRows } from '../support/legacy-csv.js';
+import { REPO, countLines, deleteRedisPrefix, readJsonLines, runFerry, startAgent, tempWorkspace, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
+import { customersWorkspace, dropCsv, type CustomersWorkspace, kundenCsv, kundenRows } from '../support/legacy-csv.js';
 
 /**
  * file-drop promises (docs/sources/file-drop.md) held by the real agent,
@@ -18,31 +17,8 @@ afterAll(async () => {
   for (const p of running) if (p.proc.exitCode === null) await p.kill();
 });
 
-interface Ws {
-  dir: string;
-  config: string;
-  inbox: string;
-  archive: string;
-  out: string;
-  prefix: string;
-}
 
-function workspace(name: string, opts: { minAgeMs?: number; logLevel?: AgentConfig['logLevel']; mappingDir?: string } = {}): Ws {
-  const dir = tempWorkspace(name);
-  const prefix = uniquePrefix(name);
-  const config = customersPipelineConfig(dir, {
-    id: `test-${name}`,
-    logLevel: opts.logLevel ?? 'warn',
-    queue: { prefix },
-    minAgeMs: opts.minAgeMs ?? 300,
-    errors: true,
-    mappingDir: opts.mappingDir,
-    delivery: { partitions: 4, batch: { maxEvents: 500, maxWaitMs: 50 }, retry: { attempts: 8, initialMs: 100, maxMs: 5000 } },
-  });
-  return { dir, config, inbox: join(dir, 'inbox'), archive: join(dir, 'archive'), out: join(dir, 'out/customers.jsonl'), prefix };
-}
-
-function agentFor(ws: Ws): FerryProcess {
+function agentFor(ws: CustomersWorkspace): FerryProcess {
   const agent = startAgent(ws.config);
   running.push(agent);
   return agent;
@@ -79,7 +55,7 @@ function streamEventId(pipeline: string, entity: string, changeId: string): stri
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-async function dlqEntries(ws: Ws): Promise<Array<{ id: string; code: string; location: string; reason: string }>> {
+async function dlqEntries(ws: CustomersWorkspace): Promise<Array<{ id: string; code: string; location: string; reason: string }>> {
   const list = await runFerry(['dlq', 'list', '--config', ws.config, '--sink', 'mapping', '--json']);
   expect(list.code, list.stderr).toBe(0);
   return list.stdout.trim() === '' ? [] : list.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; code: string; location: string; reason: string });
@@ -92,7 +68,7 @@ describe('file-drop through the agent', () => {
     // it instead of blaming the agent.
     const minAgeMs = 3000;
     const pauseMs = 400;
-    const ws = workspace('growing', { minAgeMs, logLevel: 'info' });
+    const ws = customersWorkspace('growing', { minAgeMs, logLevel: 'info' });
     const agent = agentFor(ws);
     // A row at the sink first proves the agent watches the folder, so an empty sink while the file grows means something.
     dropCsv(join(ws.inbox, 'kunden_warm.csv'), ['W1;Warm;Up;w@example.de;0,00;01.01.2024;A']);
@@ -138,7 +114,7 @@ describe('file-drop through the agent', () => {
   }, 240_000); // the waits (120 + 60 + 30 s) and the writes
 
   it('a re-dropped identical file under another name sends nothing, is archived and logged as a duplicate, also after a restart', async () => {
-    const ws = workspace('duplicate', { logLevel: 'info' });
+    const ws = customersWorkspace('duplicate', { logLevel: 'info' });
     const rows = kundenRows(40, 8);
     const bytes = kundenCsv(rows);
     const hash = sha256(bytes);
@@ -185,7 +161,7 @@ describe('file-drop through the agent', () => {
   }, 480_000); // the waits (120 + 30 + 30 + 60 + 120 + 60 s) and two drains
 
   it('Windows-1252 ä, ö, ü, ß, €, „“ and – in key, name and both name parts reach the sink as the same characters in UTF-8, byte for byte', async () => {
-    const ws = workspace('cp1252');
+    const ws = customersWorkspace('cp1252');
     const rows = [
       'Ä1;Jürgen;Öztürk-Weiß;juergen@example.de;1,00;01.02.2024;A',
       'Ü2;Bärbel;„Bäckerei“ – 5 € Straße;baerbel@example.de;2,50;02.02.2024;I',
@@ -228,7 +204,7 @@ describe('file-drop through the agent', () => {
     copyFileSync(join(REPO, 'mappings/contracts/customer.v1.schema.json'), join(mappingDir, 'contracts/customer.v1.schema.json'));
     const original = readFileSync(join(REPO, 'mappings/customers.yaml'), 'utf8');
     writeFile(join(mappingDir, 'customers.yaml'), original);
-    const ws = workspace('violations', { mappingDir });
+    const ws = customersWorkspace('violations', { mappingDir });
     // Line numbers in the file: the header is line 1.
     const rows = [
       '101;Anna;Gut;anna@example.de;10,00;01.02.2024;A', //          2 good

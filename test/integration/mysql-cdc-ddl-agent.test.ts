@@ -1,6 +1,6 @@
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
+import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
+import { rowPipelineWorkspace } from '../support/change-ledger.js';
 import { uniqueServerId, useFixture } from './mysql-cdc.helpers.js';
 
 /**
@@ -34,14 +34,12 @@ type DeadLetter = { pipeline: string; sink: string; code: string; violations: Ar
  * the events in binlog order.
  */
 function workspace(): { config: string; out: string } {
-  const dir = tempWorkspace('my-ddl');
-  writeFile(
-    join(dir, 'mappings/contracts/item.v1.schema.json'),
-    JSON.stringify({
-      $schema: 'https://json-schema.org/draft/2020-12/schema',
-      type: 'object',
-      required: ['id'],
-      additionalProperties: false,
+  return rowPipelineWorkspace({
+    name: 'my-ddl',
+    prefix,
+    logLevel: 'info',
+    contract: {
+      name: 'item',
       properties: {
         id: { type: 'integer' },
         version: { type: ['integer', 'null'] },
@@ -49,41 +47,27 @@ function workspace(): { config: string; out: string } {
         color: { enum: ['red', 'green', 'blue', null] },
         size: { type: ['integer', 'null'] },
       },
-    }),
-  );
-  writeFile(
-    join(dir, 'mappings/items.yaml'),
-    `entity: item
-contract: contracts/item.v1.schema.json
-match: { table: ${t('items')} }
-key: [id]
-fields:
-  id:      { from: id, type: integer, required: true }
+    },
+    tables: [
+      {
+        mapping: 'items',
+        entity: 'item',
+        table: t('items'),
+        fields: `  id:      { from: id, type: integer, required: true }
   version: { from: version, type: integer }
   note:    { from: note }
   color:   { from: color }
   size:    { from: size, type: integer }
 `,
-  );
-  const config = writeFile(
-    join(dir, 'ferry.yaml'),
-    `agent: { id: my-ddl, dataDir: ./data, logLevel: info }
-queue: { redis: "redis://127.0.0.1:6379", prefix: ${prefix} }
-pipelines:
-  - name: shop
-    source:
-      type: mysql-cdc
+      },
+    ],
+    source: `      type: mysql-cdc
       connection: "${fx.url}"
       serverId: ${uniqueServerId()}
       tables: [${t('items')}]
-      snapshot: initial
-    mappings: [mappings/items.yaml]
-    sinks:
-      - { name: audit, type: file, path: ./out/events.jsonl }
-    delivery: { partitions: 1, batch: { maxEvents: 100, maxWaitMs: 20 } }
-`,
-  );
-  return { config, out: join(dir, 'out/events.jsonl') };
+      snapshot: initial`,
+    delivery: '{ partitions: 1, batch: { maxEvents: 100, maxWaitMs: 20 } }',
+  });
 }
 
 /** [op, data] of the streamed events at the sink, in sink order. */

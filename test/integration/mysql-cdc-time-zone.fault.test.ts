@@ -1,7 +1,7 @@
-import { join } from 'node:path';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, tempWorkspace, uniquePrefix, waitFor, writeFile, type FerryProcess } from '../support/agent-process.js';
+import { deleteRedisPrefix, readJsonLines, runFerry, startAgent, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
+import { rowPipelineWorkspace } from '../support/change-ledger.js';
 import { uniqueServerId, useFixture } from './mysql-cdc.helpers.js';
 
 // Moves the whole server to time_zone +02:00: a fault test, run alone after
@@ -19,49 +19,33 @@ type StampEvent = { type: string; data: { id: number; happened: string | null; h
 
 /** A pipeline of `stamps` whose mapping passes both columns through, and reads DATETIME once more in the zone the application wrote it in. */
 function workspace(): { config: string; out: string } {
-  const dir = tempWorkspace('my-tz');
-  writeFile(
-    join(dir, 'mappings/contracts/stamp.v1.schema.json'),
-    JSON.stringify({
-      $schema: 'https://json-schema.org/draft/2020-12/schema',
-      type: 'object',
-      required: ['id'],
-      additionalProperties: false,
+  return rowPipelineWorkspace({
+    name: 'my-tz',
+    prefix,
+    logLevel: 'warn',
+    contract: {
+      name: 'stamp',
       properties: { id: { type: 'integer' }, happened: { type: ['string', 'null'] }, happened_at: { type: ['string', 'null'] }, stamped: { type: ['string', 'null'] } },
-    }),
-  );
-  writeFile(
-    join(dir, 'mappings/stamps.yaml'),
-    `entity: stamp
-contract: contracts/stamp.v1.schema.json
-match: { table: ${t('stamps')} }
-key: [id]
-fields:
-  id:          { from: id, type: integer, required: true }
+    },
+    tables: [
+      {
+        mapping: 'stamps',
+        entity: 'stamp',
+        table: t('stamps'),
+        fields: `  id:          { from: id, type: integer, required: true }
   happened:    { from: happened }
   # "Map it with an explicit zone" (docs/sources/mysql-cdc.md): Etc/GMT-2 is UTC+02:00.
   happened_at: { from: happened, type: timestamp, timeZone: Etc/GMT-2 }
   stamped:     { from: stamped }
 `,
-  );
-  const config = writeFile(
-    join(dir, 'ferry.yaml'),
-    `agent: { id: my-tz, dataDir: ./data, logLevel: warn }
-queue: { redis: "redis://127.0.0.1:6379", prefix: ${prefix} }
-pipelines:
-  - name: shop
-    source:
-      type: mysql-cdc
+      },
+    ],
+    source: `      type: mysql-cdc
       connection: "${fx.url}"
       serverId: ${uniqueServerId()}
       tables: [${t('stamps')}]
-      snapshot: initial
-    mappings: [mappings/stamps.yaml]
-    sinks:
-      - { name: audit, type: file, path: ./out/events.jsonl }
-`,
-  );
-  return { config, out: join(dir, 'out/events.jsonl') };
+      snapshot: initial`,
+  });
 }
 
 describe('mysql-cdc on a server whose time_zone is not UTC', () => {

@@ -12,9 +12,9 @@ import type { Sink } from '../../agent/plugin/sink.js';
 import { DeadLetterQueue } from '../../agent/queue/dead-letter-queue.js';
 import { idempotencyKey, signBody, webhookSink, type WebhookSinkConfig } from '../../sinks/webhook/index.js';
 import { describeSink, sampleEvents, type SinkTarget } from '../conformance/describe-sink.js';
-import { deleteRedisPrefix, freePort, startAgent, tempWorkspace, uniquePrefix, waitFor, type FerryProcess } from '../support/agent-process.js';
+import { deleteRedisPrefix, freePort, startAgent, waitFor, type FerryProcess } from '../support/agent-process.js';
 import { signatureValid, start, type ChaosOptions, type ChaosWebhookServer } from '../support/chaos-webhook-server.js';
-import { customersPipelineConfig, dropCsv } from '../support/legacy-csv.js';
+import { customersWorkspace, dropCsv } from '../support/legacy-csv.js';
 
 const SECRET = 'not-a-real-secret-7f3a';
 const ctx = { pipeline: 'p', sink: 'hub', agentId: 'test', dataDir: '/tmp', logger: pino({ level: 'silent' }) };
@@ -256,13 +256,9 @@ describe('webhook sink in the agent', () => {
   const rows = (keys: string[]) => keys.map((k, i) => `${k};Jürgen;Straße ${i};${k.toLowerCase()}@example.de;${i + 1},00;15.01.2024;A`);
 
   async function runAgainst(name: string, url: string, keys: string[], body: (dlq: DeadLetterQueue, agent: FerryProcess) => Promise<void>): Promise<void> {
-    const dir = tempWorkspace(name);
-    const prefix = uniquePrefix(name);
-    const config = customersPipelineConfig(dir, {
-      id: `test-${name}`,
-      logLevel: 'warn',
-      queue: { prefix },
+    const { inbox, config, prefix } = customersWorkspace(name, {
       minAgeMs: 200,
+      errors: false,
       sinks: [{ name: 'hub', type: 'webhook', url, headers: { Authorization: 'Bearer ${env:HUB_TOKEN}' }, timeoutMs: 2000 }],
       // Fewer attempts than the target fails in a row: only the circuit breaker's wait keeps the events out of the DLQ.
       delivery: { partitions: 1, batch: { maxEvents: 500, maxWaitMs: 50 }, retry: { attempts: 6, initialMs: 20, maxMs: 100 } },
@@ -270,7 +266,7 @@ describe('webhook sink in the agent', () => {
     const dlq = new DeadLetterQueue(redis, prefix, 'customers', 'hub');
     const agent = startAgent(config, { env: { HUB_TOKEN: 'tok-expired-5b1e' } });
     try {
-      dropCsv(join(dir, 'inbox/kunden_a.csv'), rows(keys));
+      dropCsv(join(inbox, 'kunden_a.csv'), rows(keys));
       await body(dlq, agent);
       expect(await agent.stop(), agent.stderr()).toBe(0);
     } finally {

@@ -229,11 +229,18 @@ export function replayDifferences(replay: TableRows, tables: TableRows, limit = 
   return out;
 }
 
+/** The contract and mapping fields of the CDC end-to-end workloads' rows. */
+const ROW_CONTRACT = { name: 'row', properties: { id: { type: 'integer' }, version: { type: ['integer', 'null'] }, note: { type: ['string', 'null'] } } };
+const ROW_FIELDS = `  id:      { from: id, type: integer, required: true }
+  version: { from: version, type: integer }
+  note:    { from: note }
+`;
+
 /**
- * The workspace of a CDC end-to-end test: a row contract, one mapping per
- * table (fields id/version/note),
- * and a ferry.yaml with the given source block, the shared Redis under
- * `prefix`, and a file sink.
+ * The workspace of a CDC end-to-end test: a contract (by default the row
+ * contract, fields id/version/note), one mapping per table (by default those
+ * fields), and a ferry.yaml with the given source block, the shared Redis
+ * under `prefix`, and a file sink.
  */
 export function rowPipelineWorkspace(opts: {
   name: string;
@@ -244,35 +251,35 @@ export function rowPipelineWorkspace(opts: {
   admin?: string;
   /** The Redis URL of the queue; the default is the shared Redis on 6379. */
   redis?: string;
-  /** Mapping file → entity → the table it matches. */
-  tables: Array<{ mapping: string; entity: string; table: string }>;
+  /** Mapping file → entity → the table it matches, and its `fields:` lines (default: id/version/note). */
+  tables: Array<{ mapping: string; entity: string; table: string; fields?: string }>;
+  /** The contract every mapping checks against: `contracts/NAME.v1.schema.json` requiring `id`, with these properties and no others. */
+  contract?: { name: string; properties: Record<string, unknown> };
   source: string;
   /** The pipeline's `delivery:` value; the default leaves the config's own default. */
   delivery?: string;
 }): { dir: string; config: string; out: string } {
   const dir = tempWorkspace(opts.name);
+  const contract = opts.contract ?? ROW_CONTRACT;
   writeFile(
-    join(dir, 'mappings/contracts/row.v1.schema.json'),
+    join(dir, `mappings/contracts/${contract.name}.v1.schema.json`),
     JSON.stringify({
       $schema: 'https://json-schema.org/draft/2020-12/schema',
       type: 'object',
       required: ['id'],
       additionalProperties: false,
-      properties: { id: { type: 'integer' }, version: { type: ['integer', 'null'] }, note: { type: ['string', 'null'] } },
+      properties: contract.properties,
     }),
   );
   for (const t of opts.tables) {
     writeFile(
       join(dir, `mappings/${t.mapping}.yaml`),
       `entity: ${t.entity}
-contract: contracts/row.v1.schema.json
+contract: contracts/${contract.name}.v1.schema.json
 match: { table: ${t.table} }
 key: [id]
 fields:
-  id:      { from: id, type: integer, required: true }
-  version: { from: version, type: integer }
-  note:    { from: note }
-`,
+${t.fields ?? ROW_FIELDS}`,
     );
   }
   const config = writeFile(

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import iconv from 'iconv-lite';
 import type { AgentConfig, DeliveryConfig } from '../../agent/config/schema.js';
-import { REPO, writeFile } from './agent-process.js';
+import { REPO, tempWorkspace, uniquePrefix, writeFile } from './agent-process.js';
 
 export const KUNDEN_HEADER = 'KUNDE_NR;VORNAME;NACHNAME;EMAIL;SALDO;KUNDE_SEIT;STATUS';
 
@@ -109,6 +109,38 @@ ${sinks}${delivery}`,
   );
   mkdirSync(join(dir, 'inbox'), { recursive: true });
   return config;
+}
+
+/** A temp folder holding a customers pipeline (`customersPipelineConfig`) with its queues under a fresh prefix on the shared Redis. */
+export interface CustomersWorkspace {
+  dir: string;
+  config: string;
+  inbox: string;
+  archive: string;
+  out: string;
+  prefix: string;
+}
+
+/**
+ * The customers pipeline of the file-drop end-to-end tests: agent id
+ * `test-NAME`, warn logs, a 300 ms quiet period, unreadable files moved to
+ * `./errors`, four partitions of 500-event batches with eight attempts; any
+ * of it overridden by `opts` (an undefined value keeps the default).
+ */
+export function customersWorkspace(name: string, opts: Partial<Omit<CustomersPipelineOptions, 'queue'>> = {}): CustomersWorkspace {
+  const dir = tempWorkspace(name);
+  const prefix = uniquePrefix(name);
+  const defaults: CustomersPipelineOptions = {
+    id: `test-${name}`,
+    logLevel: 'warn',
+    queue: { prefix },
+    minAgeMs: 300,
+    errors: true,
+    delivery: { partitions: 4, batch: { maxEvents: 500, maxWaitMs: 50 }, retry: { attempts: 8, initialMs: 100, maxMs: 5000 } },
+  };
+  const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+  const config = customersPipelineConfig(dir, { ...defaults, ...given });
+  return { dir, config, inbox: join(dir, 'inbox'), archive: join(dir, 'archive'), out: join(dir, 'out/customers.jsonl'), prefix };
 }
 
 /** The bytes `dropCsv` writes for `lines`: a legacy export, Windows-1252, CRLF, a line break after the last row. */
