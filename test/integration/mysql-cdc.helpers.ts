@@ -119,11 +119,19 @@ export interface Drained {
 }
 
 /**
+ * How long a drain waits for what it is after, by default. Generous: the
+ * server may take up to 30 s to start a binlog dump before the source gives
+ * up (binlog-stream.ts START_TIMEOUT_MS), and a drain that gets what it wants
+ * returns at once.
+ */
+export const DRAIN_WAIT_MS = 60_000;
+
+/**
  * Pulls batches until `done(records so far)` holds, then aborts the signal
  * and lets the iterator return, as the runtime does on shutdown. Fails
  * when `done` does not hold within `timeoutMs`. Does not close the source.
  */
-export async function drain(source: MysqlCdcSource, done: (records: SourceRecord[]) => boolean, timeoutMs = 60_000): Promise<Drained> {
+export async function drain(source: MysqlCdcSource, done: (records: SourceRecord[]) => boolean, timeoutMs = DRAIN_WAIT_MS): Promise<Drained> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
   const out: Drained = { records: [], batches: [], checkpoint: undefined };

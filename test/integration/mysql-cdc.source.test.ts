@@ -6,17 +6,11 @@ import { ERROR_CODES } from '../../agent/errors/codes.js';
 import { BinlogStream } from '../../sources/mysql-cdc/binlog-stream.js';
 import { connectionOptions } from '../../sources/mysql-cdc/connection.js';
 import type { MysqlCdcSource } from '../../sources/mysql-cdc/index.js';
-import { waitFor } from '../support/agent-process.js';
-import { ALTER_MID_STREAM_CHANGES, alterMidStream, contextFor, drain, masterStatus, runOnce, sourceFor, uniqueServerId, useFixture } from './mysql-cdc.helpers.js';
+import { settled, waitFor } from '../support/agent-process.js';
+import { ALTER_MID_STREAM_CHANGES, alterMidStream, contextFor, DRAIN_WAIT_MS, drain, masterStatus, runOnce, sourceFor, uniqueServerId, useFixture } from './mysql-cdc.helpers.js';
 
 const [fx, t] = useFixture('cdc');
 const count = (n: number) => (records: SourceRecord[]) => records.length >= n;
-/**
- * How long a drain waits for what it is after. Generous: the server may take
- * up to 30 s to start a binlog dump before the source gives up (binlog-stream.ts
- * START_TIMEOUT_MS), and a drain that gets what it wants returns at once.
- */
-const WAIT = 60_000;
 
 /** Ids of the binlog dump threads the server runs for this file's user now. */
 async function dumpThreads(): Promise<number[]> {
@@ -33,30 +27,12 @@ async function newDumpThread(known: number[]): Promise<number> {
   return waitFor('a new binlog dump thread on the server', async () => (await dumpThreads()).find((id) => !known.includes(id)), 30_000, 50);
 }
 
-/**
- * Polls `value` until it did not change over ten samples in a row, 100 ms
- * apart (each sample a turn of the event loop that would have decoded
- * whatever arrived), and returns it.
- */
-async function settled(value: () => number): Promise<number> {
-  const deadline = Date.now() + 60_000;
-  let last = value();
-  for (let same = 0; same < 10; ) {
-    if (Date.now() > deadline) throw new Error(`still changing after 60 s (now ${last})`);
-    await new Promise((r) => setTimeout(r, 100));
-    const now = value();
-    same = now === last ? same + 1 : 0;
-    last = now;
-  }
-  return last;
-}
-
 /** The binlog socket of a source's running stream: pausing it silences the server as a cut network would. */
 function binlogSocket(source: MysqlCdcSource): { pause(): void } {
   return (source as unknown as { stream: { zongji: { connection: { stream: { pause(): void } } } } }).stream.zongji.connection.stream;
 }
 
-// At least the sum of each test's waits: up to three drains (WAIT, also runOnce's default), 30 s for a dump to start or a buffer to fill.
+// At least the sum of each test's waits: up to three drains (DRAIN_WAIT_MS each), 30 s for a dump to start or a buffer to fill.
 describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
   it('streams inserts, updates and deletes with before and after images and every column type', async () => {
     await fx.root.query(`CREATE TABLE ${t('types')} (
@@ -72,7 +48,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
         (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`);
       await fx.root.query(`UPDATE ${t('types')} SET name = 'renamed', amount = '0.000001' WHERE id = 2`);
       await fx.root.query(`DELETE FROM ${t('types')} WHERE id = 1`);
-      const { records } = await drain(source, count(4), WAIT);
+      const { records } = await drain(source, count(4));
       expect(records.map((r) => r.op)).toEqual(['c', 'c', 'u', 'd']);
       const [first, second, update, del] = records as [SourceRecord, SourceRecord, SourceRecord, SourceRecord];
       expect(first.origin).toEqual({ kind: 'table', name: t('types') });
@@ -110,7 +86,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
     const ctx = contextFor();
     await first.open(undefined, ctx);
     for (let i = 1; i <= 5; i++) await fx.root.query(`INSERT INTO ${t('resume')} VALUES (?, ?)`, [i, i]);
-    const run1 = await drain(first, count(5), WAIT);
+    const run1 = await drain(first, count(5));
     await first.commit(run1.checkpoint!);
     await first.close();
     expect(await ctx.state.get('committedPosition')).toMatch(/^stream mariadb-bin\.\d+:\d+$/);
@@ -133,7 +109,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
       await fx.root.query(`INSERT INTO ${t('gtids')} VALUES (2)`);
       await fx.root.query(`SET SESSION gtid_domain_id = 0`);
       await fx.root.query(`INSERT INTO ${t('gtids')} VALUES (3)`);
-      const { records, checkpoint } = await drain(source, count(3), WAIT);
+      const { records, checkpoint } = await drain(source, count(3));
       expect(records[1]!.txid).toMatch(/^7-\d+-\d+$/);
       const cp = checkpoint as { file: string; pos: number; gtid: string };
       const [[server]] = (await fx.root.query(`SELECT BINLOG_GTID_POS(?, ?) AS gtid`, [cp.file, cp.pos])) as unknown as [[{ gtid: string }]];
@@ -153,7 +129,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
     await fx.root.query(`INSERT INTO ${t('rotate')} VALUES (1)`);
     await fx.root.query('FLUSH BINARY LOGS');
     await fx.root.query(`INSERT INTO ${t('rotate')} VALUES (2)`);
-    const run1 = await drain(first, count(2), WAIT);
+    const run1 = await drain(first, count(2));
     await first.close();
     const after = await masterStatus(fx);
     expect(after.file > before.file).toBe(true);
@@ -173,7 +149,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
     await fx.root.query(`START TRANSACTION; INSERT INTO ${t('tx')} VALUES (1,'a'),(2,'b'); INSERT INTO ${t('tx')} VALUES (3,'c'); COMMIT`);
     // batches of one event: the first ends inside the transaction, so its
     // checkpoint must still be the position before the transaction
-    const run1 = await drain(source, count(1), WAIT);
+    const run1 = await drain(source, count(1));
     await source.close();
     const startCp = run1.checkpoint;
     expect(run1.records.map((r) => r.data.id)).toEqual([1, 2]);
@@ -200,7 +176,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
       // all written (and all DDL done) before the first read: the old rows
       // must not be decoded against today's columns
       await alterMidStream(fx, t('ddl'));
-      const { records } = await drain(source, count(4), WAIT);
+      const { records } = await drain(source, count(4));
       expect(records.map((r) => [r.op, r.data])).toEqual(ALTER_MID_STREAM_CHANGES);
       expect(records[2]!.before).toEqual({ id: 2, c: '2024-05-06', b: 20 });
     } finally {
@@ -224,7 +200,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
       // the consumer is busy: nobody pulls, while the ~4000 events of the inserts arrive
       await waitFor('events decoded while nobody pulls', () => source.bufferedEvents > 0, 30_000, 20);
       // Once the buffer stops growing: a reader that never pauses the socket stops only with all of them decoded.
-      const held = await settled(() => source.bufferedEvents);
+      const held = await settled("the reader's buffer", () => source.bufferedEvents);
       expect(held).toBeGreaterThan(0);
       expect(held).toBeLessThanOrEqual(50);
       while (ids.length < rows) {
@@ -255,7 +231,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
       await waitFor('more than half the limit decoded while nobody pulls', () => source.bufferedEvents > 150, 30_000, 20);
       // ... at most the limit plus the rows of the event that crossed it, once the buffer stops growing
       // (a reader that never pauses the socket stops only with all 5000 rows decoded)
-      const held = await settled(() => source.bufferedEvents);
+      const held = await settled("the reader's buffer", () => source.bufferedEvents);
       expect(held).toBeGreaterThan(150);
       expect(held).toBeLessThan(450);
       while (n < rows) n += ((await it.next()).value as { records: SourceRecord[] }).records.length;
@@ -276,7 +252,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
       await fx.root.query(`INSERT INTO ${t('trunc')} VALUES (1)`);
       await fx.root.query(`TRUNCATE TABLE ${t('other')}`);
       await fx.root.query(`USE \`${fx.database}\`; TRUNCATE trunc`);
-      const { records } = await drain(source, count(2), WAIT);
+      const { records } = await drain(source, count(2));
       expect(records.map((r) => [r.op, r.origin.name, r.data])).toEqual([
         ['c', t('trunc'), { id: 1 }],
         ['t', t('trunc'), {}],
@@ -319,7 +295,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
     const known = await dumpThreads();
     // The dump starts once reading does; a source that swallowed the drop (or reconnected on its own)
     // would read on until the drain gives up, with a plain Error.
-    const run = drain(source, () => false, WAIT).catch((e: unknown) => e);
+    const run = drain(source, () => false).catch((e: unknown) => e);
     let err: unknown;
     try {
       await fx.root.query(`KILL ${await newDumpThread(known)}`);
@@ -388,7 +364,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
     const older = sourceFor(fx, { tables: [t('dup')], serverId });
     await older.open(undefined, { ...contextFor(), pipeline: 'orders-a' });
     const known = await dumpThreads();
-    const olderRun = drain(older, () => false, 2 * WAIT).catch((e: unknown) => e);
+    const olderRun = drain(older, () => false, 2 * DRAIN_WAIT_MS).catch((e: unknown) => e);
     // The server drops the older of two dumps with one id: the older reader's must be running
     // before the newer one starts, or the roles swap. (If the older is never stopped, the drain
     // gives up with a plain Error.)
@@ -425,7 +401,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
       await fx.root.query(`INSERT INTO ${t('dup')} VALUES (1)`);
       const seen: string[] = [];
       // (only rows of the dup table pass its filter: the insert's)
-      for (const until = Date.now() + WAIT; !seen.includes('writerows') && Date.now() < until; ) {
+      for (const until = Date.now() + DRAIN_WAIT_MS; !seen.includes('writerows') && Date.now() < until; ) {
         const item = await newer.next(new AbortController().signal, 1_000);
         if (item?.error) throw item.error;
         if (item) seen.push(item.event.getEventName());
@@ -451,7 +427,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
     });
     // the first is not disturbed, and once it is closed the id is free
     await fx.root.query(`INSERT INTO ${t('dup')} VALUES (2)`);
-    const { records } = await drain(first, (r) => r.length >= 1, WAIT);
+    const { records } = await drain(first, (r) => r.length >= 1);
     expect(records.map((r) => r.data.id)).toEqual([2]);
     await first.close();
     await second.open(undefined, { ...contextFor(), pipeline: 'orders-copy' });
@@ -479,7 +455,7 @@ describe('mysql-cdc streaming', { timeout: 240_000 }, () => {
       const source = sourceFor({ ...fx, url: `mysql://${user}:pw@127.0.0.1:3306/${fx.database}` }, { tables: [t('noslave')] });
       // open reads only what REPLICATION CLIENT allows; the binlog dump is refused when reading starts
       await source.open(undefined, contextFor());
-      const err = await drain(source, () => false, WAIT).catch((e: unknown) => e);
+      const err = await drain(source, () => false).catch((e: unknown) => e);
       await source.close();
       expect(err).toMatchObject({ code: 'FERRY_PREFLIGHT_FAILED', message: expect.stringMatching(/REPLICATION SLAVE/), fix: expect.stringMatching(new RegExp(`^GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON \\*\\.\\* TO '${user}'@'%';`)) });
       expect(err).not.toBeInstanceOf(RetryableError);
@@ -533,7 +509,7 @@ describe('mysql-cdc check()', () => {
       // and the role really serves: the binlog is read through it
       await source.open(undefined, contextFor());
       await fx.root.query(`INSERT INTO ${t('checked')} VALUES (${Date.now() % 1_000_000})`);
-      const { records } = await drain(source, (r) => r.length >= 1, WAIT).finally(() => source.close());
+      const { records } = await drain(source, (r) => r.length >= 1).finally(() => source.close());
       expect(records).toHaveLength(1);
     } finally {
       await fx.root.query(`DROP USER '${user}'@'%'; DROP ROLE ${outer}; DROP ROLE ${inner}`);

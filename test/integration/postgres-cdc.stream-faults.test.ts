@@ -7,6 +7,7 @@ import { ReplicationStream } from '../../sources/postgres-cdc/replication-stream
 import { createSlot, ensurePublication } from '../../sources/postgres-cdc/slot.js';
 import { connect } from '../../sources/postgres-cdc/connection.js';
 import { Driver, makeSource, TestDatabase } from './postgres-cdc.helpers.js';
+import { settled } from '../support/agent-process.js';
 
 const db = new TestDatabase();
 
@@ -19,19 +20,6 @@ beforeAll(async () => {
     INSERT INTO public.heartbeat VALUES (1, '2000-01-01');`);
 });
 afterAll(() => db.drop());
-
-/** Polls `read` once a second until two readings in a row agree; returns that value. */
-async function settled(read: () => number, timeoutMs = 30_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let previous = read();
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 1000));
-    const now = read();
-    if (now === previous) return now;
-    if (Date.now() > deadline) throw new Error(`still changing after ${timeoutMs} ms: ${previous} then ${now}`);
-    previous = now;
-  }
-}
 
 /** `promise`, or a failure naming `what` if it has not settled within `ms`. */
 async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
@@ -111,7 +99,7 @@ describe('postgres-cdc stream faults', () => {
       await expect.poll(() => stream.buffered, { timeout: 30_000 }).toBeGreaterThanOrEqual(500);
       // Then it stops growing: paused at highWater plus what one socket read can hold. Unpaused, it would grow
       // on towards 40,000 before it stood still, however slowly the machine delivers them.
-      expect(await settled(() => stream.buffered)).toBeLessThan(2500);
+      expect(await settled("the stream's buffer", () => stream.buffered)).toBeLessThan(2500);
       let changes = 0;
       for (;;) {
         const item = await stream.take(signal);

@@ -124,6 +124,25 @@ export async function waitFor<T>(what: string, probe: () => T | Promise<T>, time
   }
 }
 
+/**
+ * Polls `read` every 100 ms until it has not changed for a second (each
+ * sample a turn of the event loop that would have taken in whatever
+ * arrived), and returns it: what a buffer holds once it stopped growing,
+ * however slowly the machine fills it. Throws with `what` after `timeoutMs`.
+ */
+export async function settled(what: string, read: () => number, timeoutMs = 60_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = read();
+  for (let same = 0; same < 10; ) {
+    if (Date.now() > deadline) throw new Error(`${what} still changing after ${timeoutMs} ms (now ${last})`);
+    await new Promise((r) => setTimeout(r, 100));
+    const now = read();
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
 /** Deletes every key a test wrote under its prefix on the shared Redis. */
 export async function deleteRedisPrefix(prefix: string): Promise<void> {
   const r = new Redis(6379, '127.0.0.1');
